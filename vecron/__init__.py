@@ -1,0 +1,5 @@
+"""vecron: a declarative GitOps job runner."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""The one error tree of vecron.
+
+Every error subclasses the nearest builtin, so callers that do not know vecron can
+still catch it. Messages are built from the ids and values involved. The command line
+turns these into exit codes in one place (:mod:`vecron.cli`).
+"""
+
+from __future__ import annotations
+
+
+class VecronError(Exception):
+    """Base of every error vecron raises on purpose."""
+
+
+class SpecError(VecronError, ValueError):
+    """Something in a job definition is wrong.
+
+    ``offset`` is the 0-based character offset inside the text that was parsed (an
+    expression, a template, a condition), when the error can point at one; the
+    validator adds it to the column of the YAML node that held the text.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+class CronSyntaxError(SpecError):
+    """A cron expression does not parse."""
+
+
+class ReferenceSyntaxError(SpecError):
+    """A ``{{…}}`` reference or a ``${…}`` variable does not parse."""
+
+
+class ConditionSyntaxError(SpecError):
+    """A ``when`` or filter condition does not parse in the safe condition language."""
+
+
+class ConditionEvaluationError(SpecError):
+    """A condition parsed but could not be evaluated (e.g. comparing a string to a number)."""
+
+
+class ReferenceResolutionError(VecronError, LookupError):
+    """A reference points at a path that the Job Context does not have."""
+
+
+class ScheduleError(SpecError):
+    """A schedule (interval, timezone, ``at``, ``end_at``) is invalid."""
+
+
+class UsageError(VecronError):
+    """The command line was used wrongly (exit code 2)."""
