@@ -52,3 +52,12 @@ class ScheduleError(SpecError):
 
 class UsageError(VecronError):
     """The command line was used wrongly (exit code 2)."""
+
+
+class DocumentSyntaxError(SpecError):
+    """A job file is not well-formed YAML or JSON. ``line`` and ``column`` are 1-based."""
+
+    def __init__(self, message: str, *, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column

@@ -1,0 +1,109 @@
+"""Which values of a job definition are secrets.
+
+One place decides it, for the validator (a literal secret is a warning) and for the
+exporter (every secret is redacted). A value is sensitive by its key (``password``,
+``token``, ``client_secret``, ``private_key``, ``passphrase``, a webhook ``secret``,
+…), by being the password part of a connection string or URL, or by being a
+credential header such as ``Authorization``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "password",
+        "passphrase",
+        "token",
+        "client_secret",
+        "private_key",
+        "secret",
+        "api_key",
+        "apikey",
+        "access_key",
+        "secret_key",
+        "access_token",
+        "refresh_token",
+    }
+)
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
+)
+#: Variable names that look like they hold a secret.
+SENSITIVE_NAME = re.compile(r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|private_?key|pwd)")
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:(?P<pw>[^@/\s]+)@")
+_KV_PASSWORD = re.compile(r"(?i)(?:^|[\s;])(?:password|pwd)\s*=\s*(?P<pw>'[^']*'|[^\s;]+)")
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}|\{\{.*?\}\}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SensitiveValue:
+    """A secret inside a definition: ``value[start:end]`` is the secret part."""
+
+    loc: tuple[str | int, ...]
+    value: str
+    start: int
+    end: int
+    reason: str
+
+    @property
+    def secret(self) -> str:
+        return self.value[self.start : self.end]
+
+    @property
+    def is_literal(self) -> bool:
+        """True when the secret is written out rather than as a ``${…}`` placeholder."""
+        return _PLACEHOLDER.search(self.secret) is None
+
+
+def embedded_password(text: str) -> tuple[int, int] | None:
+    """The span of a password inside a URL or a key=value connection string."""
+    match = _URL_PASSWORD.match(text) or _KV_PASSWORD.search(text)
+    if match is None:
+        return None
+    return match.span("pw")
+
+
+def find_sensitive(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[SensitiveValue]:
+    """Every sensitive string in ``data`` (a job document as plain data)."""
+    if isinstance(data, dict):
+        in_headers = bool(loc) and loc[-1] == "headers"
+        in_variables = loc == ("variables",)
+        for key, value in data.items():
+            here = (*loc, key)
+            if isinstance(value, str):
+                found = _classify(str(key), value, in_headers=in_headers, in_vars=in_variables)
+                if found is not None:
+                    start, end, reason = found
+                    yield SensitiveValue(loc=here, value=value, start=start, end=end, reason=reason)
+            else:
+                yield from find_sensitive(value, here)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from find_sensitive(item, (*loc, index))
+
+
+def _classify(
+    key: str, value: str, *, in_headers: bool, in_vars: bool
+) -> tuple[int, int, str] | None:
+    lowered = key.lower()
+    if not value:
+        return None
+    if in_headers:
+        if lowered in SENSITIVE_HEADERS:
+            return 0, len(value), f"header {key}"
+        return None
+    if in_vars:
+        if SENSITIVE_NAME.search(key):
+            return 0, len(value), f"variable {key}"
+        return None
+    if lowered in SENSITIVE_KEYS:
+        return 0, len(value), key
+    span = embedded_password(value)
+    if span is not None:
+        return span[0], span[1], f"password in {key}"
+    return None
