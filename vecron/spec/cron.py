@@ -24,13 +24,14 @@ Vecron deviations from Quartz:
   (Quartz ignores the ``/2`` in ``MON-FRI/2``), ``W``, ``L`` or ``#`` inside a list
   (Quartz keeps one value of ``15W,20`` or ``6#3,2``), ``?`` inside a list, a step of 0
   (Quartz reads ``*/0`` as every value and ``5/0`` as 5), a range end below the field's
-  minimum (Quartz reads ``5-0`` in day-of-month as 5-31), ``0W``, ``0#3``/``8#3``, more
-  than 7 fields (Quartz ignores the extra ones), empty list items, junk after ``*``,
-  ``?``, ``L`` or a step, and years outside 1970-2099 (Quartz accepts any year and
-  fires in it, up to the current year + 100). Steps in the year field stop at 2099; an
-  absent or ``*`` year field is unbounded.
+  minimum (Quartz reads ``5-0`` in day-of-month as 5-31), ``0W`` (Quartz then loops
+  forever), ``0#3`` (third Saturday for Quartz) and ``8#3``, more than 7 fields (Quartz
+  ignores the extra ones), empty list items, junk after ``*``, ``?``, ``L`` or a step,
+  and years outside 1970-2099 (Quartz accepts any year and fires in it, up to the
+  current year + 100). Steps in the year field stop at 2099; an absent or ``*`` year
+  field is unbounded.
 * ``L-nW`` never fires in a month with ``n`` days or fewer (as ``L-n`` alone does, in
-  Quartz too); Quartz loops forever on those months.
+  Quartz too); Quartz's search loops forever once it reaches such a month.
 
 A Quartz quirk that vecron keeps: ``nW`` for a day ``n`` that the month lacks counts on
 past the month's end, so it fires on the month's last day when ``n`` is the day after

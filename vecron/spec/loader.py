@@ -16,6 +16,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.resolver import VersionedResolver
 
 from vecron.errors import DocumentSyntaxError
 
@@ -25,10 +26,28 @@ Loc = tuple[str | int, ...]
 _parsers = threading.local()  # ruamel's YAML objects are not thread-safe
 
 
+class _Yaml12Resolver(VersionedResolver):
+    """YAML 1.2 resolution without looking up the version for every scalar.
+
+    The stock resolver asks for the document's version on each plain scalar, which
+    is a third of the load time; documents with a ``%YAML`` directive use it.
+    """
+
+    @property
+    def processing_version(self) -> tuple[int, int]:
+        return (1, 2)
+
+
 def _yaml(kind: str) -> YAML:
     parser: YAML | None = getattr(_parsers, kind, None)
     if parser is None:
-        parser = YAML(typ=kind, pure=False) if kind == "safe" else YAML(typ=kind)
+        if kind == "fast":
+            parser = YAML(typ="safe", pure=False)
+            parser.Resolver = _Yaml12Resolver
+        elif kind == "safe":
+            parser = YAML(typ="safe", pure=False)
+        else:
+            parser = YAML(typ=kind)
         setattr(_parsers, kind, parser)
     return parser
 
@@ -59,7 +78,7 @@ def load_text(text: str, *, json_file: bool = False) -> Any:
             # A duplicate key: the round-trip loader knows where it is.
             pass
     try:
-        return _yaml("safe").load(text)
+        return _yaml("safe" if "%YAML" in text else "fast").load(text)
     except MarkedYAMLError as exc:
         raise _syntax_error(exc) from None
     except YAMLError as exc:
