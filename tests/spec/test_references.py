@@ -199,7 +199,7 @@ def test_resolve_error_is_a_lookup_error_and_truncates_keys() -> None:
 def _jsonpath_ng() -> Any:
     """jsonpath-ng (a dev dependency): skipped on a laptop without it, required in CI."""
     try:
-        import jsonpath_ng  # noqa: PLC0415
+        import jsonpath_ng
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("jsonpath-ng is required in CI")

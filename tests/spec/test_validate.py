@@ -95,7 +95,8 @@ def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
     assert unknown[0].column == 7
     assert "did you mean 'url'" in unknown[0].message
     missing = [d for d in diagnostics if "missing required field 'url'" in d.message]
-    assert missing and missing[0].line == 8  # the `config:` key
+    assert len(missing) == 1
+    assert missing[0].line == 8  # the `config:` key
 
 
 def test_unknown_step_type(tmp_path: Path) -> None:
@@ -106,7 +107,9 @@ def test_unknown_step_type(tmp_path: Path) -> None:
 
 
 def test_wrong_value_type_names_field_and_value(tmp_path: Path) -> None:
-    text = GOOD.replace("      url: https://example.invalid/api", "      url: x\n      timeout_seconds: soon")
+    text = GOOD.replace(
+        "      url: https://example.invalid/api", "      url: x\n      timeout_seconds: soon"
+    )
     d = only(check(tmp_path, text))
     assert d.line == 10
     assert "steps[0].config.timeout_seconds" in d.message
@@ -169,12 +172,16 @@ def test_webhook_references_need_the_trigger_and_listed_headers(tmp_path: Path) 
     )
     d = only(check(tmp_path, text), severity="warning")
     assert "not listed in triggers.webhook.headers" in d.message
-    ok = text.replace("{secret: '${secret:HOOK}'}", "{secret: '${secret:HOOK}', headers: [X-Trace]}")
+    ok = text.replace(
+        "{secret: '${secret:HOOK}'}", "{secret: '${secret:HOOK}', headers: [X-Trace]}"
+    )
     assert check(tmp_path, ok) == []
 
 
 def test_conditions_parse_in_the_safe_language(tmp_path: Path) -> None:
-    text = GOOD.replace("  - id: save\n", "  - id: save\n    when: \"__import__('os').system('x')\"\n")
+    text = GOOD.replace(
+        "  - id: save\n", "  - id: save\n    when: \"__import__('os').system('x')\"\n"
+    )
     d = only(check(tmp_path, text))
     assert d.line == 11
     assert "steps[1].when" in d.message
@@ -207,7 +214,8 @@ def test_unknown_variables_warn_and_declared_ones_do_not(tmp_path: Path) -> None
         ("{type: fixed_rate, interval: 0}", "shorter than one second"),
         ("{type: one_time, at: 1700000000}", "ISO-8601"),
         (
-            "{type: fixed_rate, interval: 5m, start_at: '2030-01-02T00:00:00', end_at: '2030-01-01T00:00:00'}",
+            "{type: fixed_rate, interval: 5m, "
+            "start_at: '2030-01-02T00:00:00', end_at: '2030-01-01T00:00:00'}",
             "end_at must be after start_at",
         ),
     ],
@@ -223,7 +231,8 @@ def test_schedules_are_checked(tmp_path: Path, schedule: str, expected: str) -> 
 
 def test_schedule_without_schedule_trigger(tmp_path: Path) -> None:
     text = GOOD.replace(
-        'schedule:\n  type: cron\n  expression: "0 0 2 ? * MON-FRI"\n', "triggers: {scheduled: true}\n"
+        'schedule:\n  type: cron\n  expression: "0 0 2 ? * MON-FRI"\n',
+        "triggers: {scheduled: true}\n",
     )
     assert "no schedule" in only(check(tmp_path, text)).message
 
@@ -253,7 +262,9 @@ def test_literal_secrets_warn(tmp_path: Path, old: str, new: str, line: int) -> 
     assert "abc123" not in d.message
 
 
-def test_webhook_secret_literal_warns_and_strict_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_webhook_secret_literal_warns_and_strict_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write(tmp_path, "job.yaml", GOOD + "triggers:\n  webhook: {secret: s3cr3t}\n")
     assert main(["validate", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -82,14 +82,14 @@ def _validate(args: argparse.Namespace) -> int:
             if args.format == "github":
                 level = "error" if d.severity == "error" or args.strict else "warning"
                 message = "".join(GITHUB_ESCAPES.get(c, c) for c in d.message)
-                print(f"::{level} file={d.path},line={d.line},col={d.column},title=vecron::{message}")
+                print(
+                    f"::{level} file={d.path},line={d.line},col={d.column},title=vecron::{message}"
+                )
             else:
                 print(d)
         verdict = "invalid" if failed else "valid"
-        print(
-            f"{len(report.files)} file(s) checked: {errors} error(s), {warnings} warning(s): {verdict}",
-            file=sys.stderr,
-        )
+        summary = f"{len(report.files)} file(s) checked: {errors} error(s), {warnings} warning(s)"
+        print(f"{summary}: {verdict}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -126,7 +126,7 @@ class Positions:
             last = index == len(loc) - 1
             if isinstance(node, CommentedMap) and part in node:
                 child = node[part]
-                use_key = key and last or isinstance(child, CommentedMap | CommentedSeq)
+                use_key = (key and last) or isinstance(child, CommentedMap | CommentedSeq)
                 position = node.lc.key(part) if use_key else node.lc.value(part)
                 node = child
             elif (

@@ -177,6 +177,9 @@ Schedule = Annotated[
 # --- triggers ----------------------------------------------------------------------
 
 
+SignatureScheme = Literal["vecron", "github"]
+
+
 class WebhookTrigger(Model):
     enabled: bool = True
     secret: str | None = Field(
@@ -186,8 +189,8 @@ class WebhookTrigger(Model):
     rate_limit: PositiveInt | None = Field(
         default=60, description="Requests per minute; null for no limit."
     )
-    schemes: list[Literal["vecron", "github"]] = Field(
-        default_factory=lambda: ["vecron"],
+    schemes: list[SignatureScheme] = Field(
+        default_factory=lambda: list[SignatureScheme](["vecron"]),
         min_length=1,
         description="Accepted signature schemes: vecron (timestamped) and/or github.",
     )

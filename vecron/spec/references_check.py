@@ -20,7 +20,6 @@ from vecron.spec.loader import Loc
 from vecron.spec.references import Index, Key, Reference, has_template, parse_template
 from vecron.spec.validate import Finding, format_loc
 
-
 _KNOWN_NON_HTTP_TYPES = frozenset({"database", "file_processing", "sftp"})
 
 
@@ -153,8 +152,8 @@ class ReferenceChecker:
                     loc=loc,
                     severity="warning",
                     message=(
-                        f"{format_loc(loc)}: reference {{{{{ref}}}}}: header {header.name!r} is not "
-                        "listed in triggers.webhook.headers, so it never reaches the context"
+                        f"{format_loc(loc)}: reference {{{{{ref}}}}}: header {header.name!r} is "
+                        "not listed in triggers.webhook.headers, so it never reaches the context"
                     ),
                 )
 

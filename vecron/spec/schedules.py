@@ -8,7 +8,7 @@ instant it returns is an aware datetime in UTC.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -78,7 +78,7 @@ def interval_seconds(value: float | str) -> float:
     return seconds
 
 
-def aware(value: datetime, tz: ZoneInfo) -> datetime:
+def aware(value: datetime, tz: tzinfo) -> datetime:
     """``value`` with a timezone: naive datetimes are read as wall-clock time in ``tz``."""
     return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
@@ -130,10 +130,8 @@ def next_fire(
             origin = aware(anchor, UTC) + step
         else:
             origin = after + step
-        if origin > after:
-            candidate = origin
-        else:
-            candidate = origin + ((after - origin) // step + 1) * step
+        periods = 0 if origin > after else (after - origin) // step + 1
+        candidate = origin + periods * step
     if candidate is None or (end is not None and candidate > end):
         return None
     return candidate.astimezone(UTC)

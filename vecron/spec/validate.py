@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from vecron.errors import DocumentSyntaxError, SpecError
-from vecron.spec import contextkeys, schedules
+from vecron.spec import schedules
 from vecron.spec.loader import JOB_FILE_SUFFIXES, Loc, Positions, load_text
 from vecron.spec.models import Job
 from vecron.spec.sensitive import find_sensitive
@@ -161,7 +161,7 @@ def clean_loc(data: Any, loc: Sequence[str | int]) -> Loc:
     field) and dropped otherwise, as is everything below a scalar.
     """
     clean: list[str | int] = []
-    node = data
+    node: Any = data
     tagged: object = None
     for part in loc:
         is_tag = isinstance(node, dict) and part in (node.get("type"), node.get("operation"))
