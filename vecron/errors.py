@@ -61,3 +61,46 @@ class DocumentSyntaxError(SpecError):
         super().__init__(message)
         self.line = line
         self.column = column
+
+
+class ObjectNotFound(VecronError, LookupError):
+    """No object at this path in the object store."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no object at {path!r}")
+        self.path = path
+
+
+class JobNotFound(VecronError, LookupError):
+    """No job with this name or id."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__(f"no job {job!r}")
+        self.job = job
+
+
+class ExecutionNotFound(VecronError, LookupError):
+    """No execution with this id."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"no execution {execution_id!r}")
+        self.execution_id = execution_id
+
+
+class BackendUnavailable(VecronError, ConnectionError):
+    """A backend (database, object store, queue, Redis) cannot be reached or refused us.
+
+    The message names the backend and its address without credentials.
+    """
+
+
+class ConfigurationError(VecronError, ValueError):
+    """A setting (``VECRON_*``) is missing or malformed."""
+
+
+class SourceError(VecronError):
+    """The job repository cannot be read: a bad URL, a missing ref or path, bad credentials."""
+
+
+class SyncRefused(VecronError):
+    """A sync was refused by a safety rule (an empty repository, a mass deletion)."""

@@ -62,7 +62,7 @@ def test_the_example_repository_is_clean() -> None:
     assert types == {"http", "database", "file_processing", "sftp"}
     assert any(job.webhook_enabled for job in report.jobs)
     assert any(job.scheduled for job in report.jobs)
-    assert all(job.triggers.manual for job in report.jobs if job.name != "nightly-cleanup")
+    assert all(job.triggers.manual for job in report.jobs if job.name not in ("event-cleanup", "partner-events"))
 
 
 def test_yaml_syntax_error_points_at_the_line(tmp_path: Path) -> None:
@@ -352,3 +352,127 @@ def test_errors_inside_tagged_unions_name_the_real_path(tmp_path: Path) -> None:
     d = only(check(tmp_path, text))
     assert d.message == "steps[2].config.auth: missing required field 'username'"
     assert d.line == 23
+
+
+def test_variables_files_and_files_folders_are_skipped_at_any_depth(tmp_path: Path) -> None:
+    write(tmp_path, "repo/jobs/a.yaml", GOOD)
+    write(tmp_path, "repo/variables.yaml", "X: 1\n")
+    write(tmp_path, "repo/files/data.json", '{"not": "a job"}')
+    write(tmp_path, "repo/jobs/files/nested.yaml", "- not a job\n")
+    report = validate_paths([tmp_path])
+    assert [str(d) for d in report.diagnostics] == []
+    assert [Path(f.path).name for f in report.files] == ["a.yaml", "variables.yaml"]
+
+
+def test_filter_conditions_references_are_checked(tmp_path: Path) -> None:
+    text = GOOD + (
+        "  - id: read\n"
+        "    type: file_processing\n"
+        "    config:\n"
+        "      operation: read\n"
+        "      format: csv\n"
+        "      source_path: a.csv\n"
+        "      transformations:\n"
+        "        - {type: filter, condition: 'amount > {{steps.later.output.n}}'}\n"
+        "        - {type: select, columns: ['{{job.name}}']}\n"
+    )
+    diagnostics = [d for d in check(tmp_path, text) if d.severity == "error"]
+    messages = sorted(d.message for d in diagnostics)
+    assert len(messages) == 2
+    assert "no step has id 'later'" in messages[0]
+    assert "transformations take literal values" in messages[1]
+    assert {d.line for d in diagnostics} == {23, 24}
+
+
+def test_undeclared_variables_reference_warns(tmp_path: Path) -> None:
+    text = GOOD.replace("https://example.invalid/api", "https://x/{{variables.REGION}}")
+    d = only(check(tmp_path, text), severity="warning")
+    assert "{{variables.REGION}} is not declared" in d.message
+    assert check(tmp_path, text + "variables: {REGION: eu}\n") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "warns"),
+    [
+        ("SELECT * FROM t WHERE name = '{{steps.fetch.response.body.id}}'", True),
+        ("SELECT 'a' || {{steps.fetch.response.body.id}} || 'b'", False),
+        ("SELECT 'it''s' AS x, {{steps.fetch.response.body.id}}", False),
+        ("SELECT * FROM t WHERE name LIKE '%${secret:X}%'", True),
+    ],
+)
+def test_references_inside_quoted_sql_warn(tmp_path: Path, query: str, warns: bool) -> None:
+    text = GOOD.replace(
+        "INSERT INTO t (id) VALUES ({{steps.fetch.response.body.id}})", f'"{query}"'
+    )
+    warnings = [d for d in check(tmp_path, text) if d.severity == "warning"]
+    assert len(warnings) == int(warns)
+    if warns:
+        assert "inside a quoted SQL literal" in warnings[0].message
+
+
+def test_secret_looking_names_are_whole_words(tmp_path: Path) -> None:
+    variables = "variables: {BYPASS_MODE: 'on', PASSENGERS: '3', DB_PASSWORD: hunter2}\n"
+    d = only(check(tmp_path, GOOD + variables), severity="warning")
+    assert "variables.DB_PASSWORD: literal secret" in d.message
+
+
+def test_passwords_in_header_values_and_variable_files_warn(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "      url: https://example.invalid/api\n",
+        "      url: https://example.invalid/api\n      headers: {X-Upstream: 'https://u:pw1@h/'}\n",
+    )
+    write(tmp_path, "job.yaml", text)
+    write(tmp_path, "variables.yaml", "API_TOKEN: abc\nREGION: eu\n")
+    diagnostics = validate_paths([tmp_path]).diagnostics
+    assert [(Path(d.path).name, d.line, d.severity) for d in diagnostics] == [
+        ("job.yaml", 10, "warning"),
+        ("variables.yaml", 1, "warning"),
+    ]
+    assert "pw1" not in diagnostics[0].message
+    assert "API_TOKEN: literal secret" in diagnostics[1].message
+
+
+def test_a_plain_variable_holding_a_secret_warns(tmp_path: Path) -> None:
+    text = GOOD.replace('"${secret:DB_URL}"', '"${DB_URL}"') + (
+        "variables: {DB_URL: 'postgresql://app:hunter2@db/app'}\n"
+    )
+    warnings = [d for d in check(tmp_path, text) if d.severity == "warning"]
+    assert len(warnings) == 2  # the literal in variables, and its use as a connection string
+    assert any("${DB_URL} holds a literal value" in d.message for d in warnings)
+
+
+def test_bad_variables_file_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "job.yaml", GOOD)
+    write(tmp_path, "variables.yaml", "GOOD: 1\nbad-name: 2\nLIST: [1, 2]\n")
+    errors = [d for d in validate_paths([tmp_path]).diagnostics if d.severity == "error"]
+    assert [(Path(d.path).name, d.line) for d in errors] == [
+        ("variables.yaml", 2),
+        ("variables.yaml", 3),
+    ]
+
+
+def test_suggestions_come_from_the_model_at_that_place(tmp_path: Path) -> None:
+    text = GOOD.replace("      url: https://example.invalid/api\n", "      url: x\n      a: 1\n")
+    d = only(check(tmp_path, text))
+    assert d.message == "steps[0].config: unknown field 'a'"
+    text = GOOD.replace("max_rows", "x").replace("      query: ", "      qeury: ")
+    assert "did you mean 'query'" in " ".join(d.message for d in check(tmp_path, text))
+
+
+@pytest.mark.parametrize("interval", [".nan", ".inf", "'1e3'", "'1_0'", "-5"])
+def test_intervals_must_be_finite_plain_numbers_or_durations(tmp_path: Path, interval: str) -> None:
+    text = GOOD.replace(
+        'schedule:\n  type: cron\n  expression: "0 0 2 ? * MON-FRI"\n',
+        f"schedule: {{type: fixed_rate, interval: {interval}}}\n",
+    )
+    assert "schedule.interval" in only(check(tmp_path, text)).message
+
+
+def test_yaml_dates_are_instants_at_midnight(tmp_path: Path) -> None:
+    text = GOOD.replace('"0 0 2 ? * MON-FRI"\n', '"0 0 2 ? * MON-FRI"\n  end_at: 2030-12-31\n')
+    assert check(tmp_path, text) == []
+
+
+def test_step_retries_are_capped(tmp_path: Path) -> None:
+    text = GOOD.replace("  - id: save\n", "  - id: save\n    max_retries: 21\n")
+    assert "steps[1].max_retries" in only(check(tmp_path, text)).message

@@ -14,7 +14,7 @@ so that a typo is an error rather than a silently ignored setting.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -43,9 +43,11 @@ VariableName = Annotated[str, StringConstraints(pattern=VARIABLE_NAME_PATTERN, m
 
 def _instant_input(value: Any) -> Any:
     # Lax datetime parsing would also take Unix timestamps, which the schema does not.
-    if not isinstance(value, str | datetime):
-        raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
-    return value
+    if isinstance(value, datetime | str):
+        return value
+    if isinstance(value, date):  # an unquoted YAML date: midnight
+        return datetime.combine(value, time())
+    raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
 
 
 # Datetimes come as YAML timestamps or as ISO-8601 strings (JSON has no datetime type).
@@ -58,7 +60,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number"},
+                {"type": "number", "minimum": 1},
                 {"type": "string", "pattern": DURATION_PATTERN},
             ],
             "description": "Seconds as a number, or text such as 30s, 5m, 1h, 1h30m, 1d.",
@@ -137,7 +139,7 @@ class CronSchedule(_ScheduleBase):
 
 
 class FixedRateSchedule(_ScheduleBase):
-    """Fires every ``interval``, counted from the schedule's start."""
+    """Fires every `interval`, counted from the schedule's start."""
 
     type: Literal["fixed_rate"]
     interval: Duration
@@ -150,7 +152,7 @@ class FixedRateSchedule(_ScheduleBase):
 
 
 class FixedDelaySchedule(_ScheduleBase):
-    """Fires ``interval`` after the previous run completed."""
+    """Fires `interval` after the previous run completed."""
 
     type: Literal["fixed_delay"]
     interval: Duration
@@ -163,7 +165,7 @@ class FixedDelaySchedule(_ScheduleBase):
 
 
 class OneTimeSchedule(_ScheduleBase):
-    """Fires once, at ``at``."""
+    """Fires once, at `at`."""
 
     type: Literal["one_time"]
     at: Instant = Field(description="The instant to fire at (naive: in `timezone`).")
@@ -397,7 +399,7 @@ class _StepBase(Model):
     timeout_seconds: PositiveInt | None = Field(
         default=None, description="Wall-clock limit for the whole step."
     )
-    max_retries: NonNegativeInt | None = Field(
+    max_retries: Annotated[int, Field(ge=0, le=20)] | None = Field(
         default=None, description="Retries of this step; the job's max_retries when absent."
     )
     continue_on_error: bool = False

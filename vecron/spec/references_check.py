@@ -10,7 +10,7 @@ globally; an unknown one is a warning, since it may still be set with ``vecron v
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from vecron.errors import SpecError
 from vecron.spec import contextkeys
@@ -81,25 +81,27 @@ class ReferenceChecker:
         elif isinstance(node, dict):
             for key, value in node.items():
                 if key == "transformations":
-                    yield from self._transformations(value, (*loc, key))
+                    yield from self._transformations(value, (*loc, key), step)
                 else:
                     yield from self._walk(value, (*loc, key), step)
         elif isinstance(node, list):
             for index, item in enumerate(node):
                 yield from self._walk(item, (*loc, index), step)
 
-    def _transformations(self, node: Any, loc: Loc) -> Iterator[Finding]:
-        # Filter conditions read columns, not the context; the schema checks their syntax.
+    def _transformations(self, node: Any, loc: Loc, step: int) -> Iterator[Finding]:
+        # Column names and types are literal; a filter reads columns and, in {{…}}, the
+        # context (the schema checks its syntax).
         if not isinstance(node, list):
             return
         for index, item in enumerate(node):
-            if isinstance(item, dict):
-                for key, value in item.items():
-                    if key != "condition" and isinstance(value, str) and has_template(value):
-                        yield self._error(
-                            (*loc, index, key),
-                            "transformations take literal values, not references",
-                        )
+            if not isinstance(item, dict):
+                continue
+            for key, value in item.items():
+                here = (*loc, index, key)
+                if key == "condition" and isinstance(value, str):
+                    yield from self._condition(value, here, step, mode="filter")
+                elif _holds_template(value):
+                    yield self._error(here, "transformations take literal values, not references")
 
     def _template(self, text: str, loc: Loc, step: int | None) -> Iterator[Finding]:
         try:
@@ -110,19 +112,25 @@ class ReferenceChecker:
         for reference in template.references:
             yield from self._reference(reference, loc, step)
         for variable in template.variables:
-            if not variable.secret and variable.name not in self._variables:
-                yield Finding(
-                    loc=loc,
-                    severity="warning",
-                    message=(
-                        f"{format_loc(loc)}: variable ${{{variable.name}}} is not declared in the "
-                        "job's variables or in variables.yaml"
-                    ),
-                )
+            if not variable.secret:
+                yield from self._undeclared(variable.name, f"${{{variable.name}}}", loc)
 
-    def _condition(self, text: str, loc: Loc, step: int) -> Iterator[Finding]:
+    def _undeclared(self, name: str, shown: str, loc: Loc) -> Iterator[Finding]:
+        if name not in self._variables:
+            yield Finding(
+                loc=loc,
+                severity="warning",
+                message=(
+                    f"{format_loc(loc)}: variable {shown} is not declared in the job's variables "
+                    "or in variables.yaml (it must then be set at run time)"
+                ),
+            )
+
+    def _condition(
+        self, text: str, loc: Loc, step: int, *, mode: Literal["when", "filter"] = "when"
+    ) -> Iterator[Finding]:
         try:
-            condition = parse_condition(text, mode="when")
+            condition = parse_condition(text, mode=mode)
         except SpecError:
             return  # reported by the schema check
         for reference in condition_references(condition):
@@ -145,6 +153,8 @@ class ReferenceChecker:
         problem = self._reference_problem(ref, step)
         if problem is not None:
             yield self._error(loc, f"reference {{{{{ref}}}}}: {problem}")
+        elif ref.root == "variables" and ref.path and isinstance(ref.path[0], Key):
+            yield from self._undeclared(ref.path[0].name, f"{{{{{ref}}}}}", loc)
         elif ref.root == "webhook" and len(ref.path) >= 2 and ref.path[0] == Key(name="headers"):
             header = ref.path[1]
             if isinstance(header, Key) and header.name.lower() not in self._headers:
@@ -175,9 +185,7 @@ class ReferenceChecker:
             return _member(first_key, first, contextkeys.JOB_KEYS, "job")
         if first_key is None:
             return "name a variable, e.g. variables.NAME"
-        if first_key not in self._variables:
-            return None  # may be set at run time with `vecron vars`; ${} warns instead
-        return None
+        return None  # an undeclared variable is a warning: it may be set at run time
 
     def _step_problem(self, ref: Reference, step: int | None) -> str | None:
         if not ref.path or not isinstance(ref.path[0], Key):
@@ -211,6 +219,16 @@ class ReferenceChecker:
         return Finding(
             loc=loc, severity="error", message=f"{where}: {message}" if where else message
         )
+
+
+def _holds_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return has_template(value)
+    if isinstance(value, list):
+        return any(_holds_template(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_template(item) for item in value.values())
+    return False
 
 
 def _member(

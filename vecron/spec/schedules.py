@@ -7,6 +7,7 @@ instant it returns is an aware datetime in UTC.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -23,6 +24,7 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 MIN_INTERVAL_SECONDS = 1.0
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 
 
@@ -50,12 +52,12 @@ def parse_duration(value: float | str) -> float:
     if isinstance(value, bool):
         raise ScheduleError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ScheduleError(f"{value!r} is not a duration")
         return float(value)
     text = value.strip()
-    try:
+    if _PLAIN_SECONDS.fullmatch(text):
         return float(text)
-    except ValueError:
-        pass
     total, pos = 0.0, 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)

@@ -9,6 +9,7 @@ credential header such as ``Authorization``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,10 +34,36 @@ SENSITIVE_KEYS = frozenset(
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
 )
-#: Variable names that look like they hold a secret.
-SENSITIVE_NAME = re.compile(r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|private_?key|pwd)")
+#: Words that make a variable name look like it holds a secret (``DB_PASSWORD``,
+#: ``apiKey``, ``GITHUB_TOKEN``); matched as whole words, so ``BYPASS`` is not one.
+SENSITIVE_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "privatekey",
+    }
+)
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def sensitive_name(name: str) -> bool:
+    """Whether a variable or key name looks like it holds a secret."""
+    words = [w.lower() for w in _NAME_WORDS.findall(name)]
+    pairs = {a + b for a, b in itertools.pairwise(words)}
+    return any(w in SENSITIVE_WORDS for w in words) or bool(pairs & SENSITIVE_WORDS)
+
+
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:(?P<pw>[^@/\s]+)@")
 _KV_PASSWORD = re.compile(r"(?i)(?:^|[\s;])(?:password|pwd)\s*=\s*(?P<pw>'[^']*'|[^\s;]+)")
+_WHOLE_VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}|\{\{.*?\}\}")
 
 
@@ -93,16 +120,14 @@ def _classify(
     lowered = key.lower()
     if not value:
         return None
-    if in_headers:
-        if lowered in SENSITIVE_HEADERS:
-            return 0, len(value), f"header {key}"
-        return None
-    if in_vars:
-        if SENSITIVE_NAME.search(key):
-            return 0, len(value), f"variable {key}"
-        return None
-    if lowered in SENSITIVE_KEYS:
+    if in_headers and lowered in SENSITIVE_HEADERS:
+        return 0, len(value), f"header {key}"
+    if in_vars and sensitive_name(key):
+        return 0, len(value), f"variable {key}"
+    if not (in_headers or in_vars) and lowered in SENSITIVE_KEYS:
         return 0, len(value), key
+    if lowered == "connection_string" and _WHOLE_VARIABLE.fullmatch(value):
+        return 0, len(value), key  # a whole DSN from a variable: it carries the password
     span = embedded_password(value)
     if span is not None:
         return span[0], span[1], f"password in {key}"

@@ -14,20 +14,21 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from vecron.errors import DocumentSyntaxError, SpecError
+from vecron.errors import DocumentSyntaxError
 from vecron.spec import schedules
 from vecron.spec.loader import JOB_FILE_SUFFIXES, Loc, Positions, load_text
-from vecron.spec.models import Job
-from vecron.spec.sensitive import find_sensitive
+from vecron.spec.models import VARIABLE_NAME_PATTERN, Job
+from vecron.spec.sensitive import embedded_password, find_sensitive
 
 Severity = Literal["error", "warning"]
+_PLAIN_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VARIABLE_NAME = re.compile(VARIABLE_NAME_PATTERN)
 VARIABLES_FILE = "variables.yaml"
 FILES_DIR = "files"
-_SQL_QUOTED_REFERENCE = re.compile(r"'[^'\n]*(\{\{[^}]*\}\}|\$\{[^}]*\})[^'\n]*'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,9 +130,11 @@ def _describe(data: Mapping[str, Any], error: Any) -> tuple[Loc, str, bool]:
         )
     if kind == "extra_forbidden":
         name = str(raw_loc[-1])
-        hint = difflib.get_close_matches(name, _known_fields(), n=1)
+        hint = difflib.get_close_matches(name, fields_at(data, loc[:-1]), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        return loc, f"{prefix}unknown field '{name}'{suggestion}", True
+        parent_text = format_loc(loc[:-1])
+        where_parent = f"{parent_text}: " if parent_text else ""
+        return loc, f"{where_parent}unknown field '{name}'{suggestion}", True
     if kind == "union_tag_invalid":
         expected = ", ".join(t.strip("'") for t in str(ctx.get("expected_tags", "")).split(", "))
         tag_field = ctx.get("discriminator", "type").strip("'")
@@ -193,6 +196,66 @@ def format_loc(loc: Sequence[str | int]) -> str:
 _FIELDS: set[str] = set()
 
 
+def fields_at(data: Any, loc: Sequence[str | int]) -> list[str]:
+    """The field names the model allows at ``loc`` in ``data`` (a clean location)."""
+    candidates = _models_in(Job)
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            candidates = _models_in(_element_type(candidates))
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        model = _pick(candidates, node)
+        info = model.model_fields.get(part) if model is not None else None
+        if info is None:
+            by_alias = {f.alias: f for f in model.model_fields.values()} if model else {}
+            info = by_alias.get(part)
+        if info is None:
+            return []
+        candidates = _models_in(info.annotation)
+        node = node.get(part) if isinstance(node, dict) else None
+    model = _pick(candidates, node)
+    if model is None:
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    """Model classes inside ``annotation`` (through Optional, unions, Annotated, list)."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[Any] = []
+    for arg in get_args(annotation):
+        found.extend(_models_in(arg))
+    if get_origin(annotation) in (list, dict):
+        return [("container", annotation)]
+    return found
+
+
+def _element_type(candidates: list[Any]) -> Any:
+    for candidate in candidates:
+        if isinstance(candidate, tuple):
+            args = get_args(candidate[1])
+            return args[-1] if args else Any
+    return None
+
+
+def _pick(candidates: list[Any], node: Any) -> Any:
+    models = [c for c in candidates if not isinstance(c, tuple)]
+    if len(models) <= 1:
+        return models[0] if models else None
+    if not isinstance(node, dict):
+        return None
+    for model in models:
+        for tag in ("type", "operation"):
+            info = model.model_fields.get(tag)
+            if info is not None and node.get(tag) in get_args(info.annotation):
+                return model
+    return None
+
+
 def _known_fields() -> set[str]:
     if not _FIELDS:
         from vecron.spec import models
@@ -214,6 +277,10 @@ def _semantic_findings(
 
     checker = ReferenceChecker(data, global_variables=global_variables)
     yield from checker.check()
+    job_variables = data.get("variables")
+    plain = dict(global_variables or {})
+    if isinstance(job_variables, dict):
+        plain.update(job_variables)
     for secret in find_sensitive(data):
         if secret.is_literal:
             yield Finding(
@@ -222,6 +289,20 @@ def _semantic_findings(
                 message=(
                     f"{format_loc(secret.loc)}: literal secret ({secret.reason}); "
                     "write it as ${secret:NAME} so it never lands in Git"
+                ),
+            )
+            continue
+        match = _PLAIN_VARIABLE.fullmatch(secret.secret)
+        value = plain.get(match.group(1)) if match else None
+        if not (match and isinstance(value, str)) or _holds_placeholder(value):
+            continue
+        if secret.reason != "connection_string" or embedded_password(value) is not None:
+            yield Finding(
+                loc=secret.loc,
+                severity="warning",
+                message=(
+                    f"{format_loc(secret.loc)}: {secret.secret} holds a literal value, so the "
+                    f"secret lands in Git; use ${{secret:{match.group(1)}}}"
                 ),
             )
     yield from _step_config_findings(data)
@@ -239,16 +320,37 @@ def _step_config_findings(data: Mapping[str, Any]) -> Iterator[Finding]:
         config = step["config"]
         query = config.get("query")
         if step.get("type") == "database" and isinstance(query, str):
-            match = _SQL_QUOTED_REFERENCE.search(query)
-            if match:
+            quoted = quoted_placeholder(query)
+            if quoted is not None:
                 yield Finding(
                     loc=("steps", index, "config", "query"),
                     severity="warning",
                     message=(
-                        f"steps[{index}].config.query: {match.group(1)} is inside a quoted SQL "
-                        "literal; references are bound as parameters, so write it without quotes"
+                        f"steps[{index}].config.query: {quoted} is inside a quoted SQL literal; "
+                        "references and variables are bound as parameters, so write it "
+                        "without quotes"
                     ),
                 )
+
+
+def quoted_placeholder(query: str) -> str | None:
+    """The first ``{{…}}`` or ``${…}`` inside a single-quoted SQL literal, if any."""
+    in_quote = False
+    position = 0
+    while position < len(query):
+        char = query[position]
+        if char == "'":
+            in_quote = not in_quote  # '' (an escaped quote) toggles twice
+        elif in_quote and query.startswith(("{{", "${"), position):
+            closing = "}}" if query.startswith("{{", position) else "}"
+            end = query.find(closing, position)
+            return query[position : end + len(closing)] if end >= 0 else query[position:]
+        position += 1
+    return None
+
+
+def _holds_placeholder(value: str) -> bool:
+    return "${" in value or "{{" in value
 
 
 def _job_findings(job: Job) -> Iterator[Finding]:
@@ -282,17 +384,19 @@ def _job_findings(job: Job) -> Iterator[Finding]:
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Job files under ``paths``: ``.yaml``, ``.yml`` and ``.json`` files, recursively.
 
-    Skipped inside directories: hidden entries, ``variables.yaml`` at a repository's
-    top and its ``files/`` folder (data shipped beside jobs, not jobs).
+    Skipped inside directories: hidden entries, ``variables.yaml`` files (global
+    variables, found by :func:`find_variables_file`) and ``files/`` folders (data
+    shipped beside jobs, not jobs), at any depth, so that a folder above the job
+    repository validates the same way as the repository itself.
     """
     found: list[Path] = []
     for root in paths:
         if root.is_dir():
             for candidate in sorted(root.rglob("*")):
                 rel = candidate.relative_to(root).parts
-                if any(part.startswith(".") for part in rel) or rel[0] == FILES_DIR:
+                if any(part.startswith(".") or part == FILES_DIR for part in rel[:-1]):
                     continue
-                if rel == (VARIABLES_FILE,):
+                if rel[-1].startswith(".") or rel[-1] == VARIABLES_FILE:
                     continue
                 if candidate.suffix in JOB_FILE_SUFFIXES and candidate.is_file():
                     found.append(candidate)
@@ -314,17 +418,60 @@ def find_variables_file(path: Path) -> Path | None:
 
 
 def load_variables(path: Path) -> dict[str, Any]:
-    """Global variables from a ``variables.yaml``: a mapping of names to scalars."""
-    data = load_text(path.read_text(encoding="utf-8"))
+    """Global variables from a ``variables.yaml``: a mapping of names to scalars.
+
+    Raises :class:`DocumentSyntaxError` for bad YAML or a document of another shape.
+    """
+    data = _variables_mapping(load_text(path.read_text(encoding="utf-8-sig")))
+    if data is None:
+        raise DocumentSyntaxError(
+            "a variables file holds a mapping of names to values", line=1, column=1
+        )
+    return data
+
+
+def _variables_mapping(data: Any) -> dict[str, Any] | None:
     if data is None:
         return {}
     if isinstance(data, dict) and isinstance(data.get("variables"), dict):
         data = data["variables"]
-    if not isinstance(data, dict):
-        raise DocumentSyntaxError(
-            "a variables file holds a mapping of names to values", line=1, column=1
-        )
-    return dict(data)
+    return dict(data) if isinstance(data, dict) else None
+
+
+def check_variables(data: Any) -> list[Finding]:
+    """Problems in a variables file's data: names, value types and literal secrets."""
+    mapping = _variables_mapping(data)
+    if mapping is None:
+        return [Finding(loc=(), severity="error", message="a variables file holds a mapping")]
+    prefix: Loc = ("variables",) if isinstance(data, dict) and "variables" in data else ()
+    findings = []
+    for name, value in mapping.items():
+        loc = (*prefix, name)
+        if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
+            findings.append(
+                Finding(loc=loc, severity="error", message=f"{name!r} is not a variable name")
+            )
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            findings.append(
+                Finding(
+                    loc=loc,
+                    severity="error",
+                    message=f"{name}: a variable holds a string, number or boolean",
+                )
+            )
+    for secret in find_sensitive({"variables": mapping}):
+        if secret.is_literal:
+            findings.append(
+                Finding(
+                    loc=(*prefix, *secret.loc[1:]),
+                    severity="warning",
+                    message=(
+                        f"{secret.loc[-1]}: literal secret ({secret.reason}); "
+                        "write it as ${secret:NAME} so it never lands in Git"
+                    ),
+                )
+            )
+    return findings
 
 
 def validate_paths(
@@ -332,7 +479,9 @@ def validate_paths(
 ) -> Report:
     """Validate every job file under ``paths`` and the names across them.
 
-    Raises :class:`OSError` when a path does not exist or cannot be read.
+    Global variables come from ``global_variables`` or else from the
+    ``variables.yaml`` of each file's repository, which is checked too. Raises
+    :class:`OSError` when a path does not exist or cannot be read.
     """
     for path in paths:
         if not path.exists():
@@ -345,22 +494,17 @@ def validate_paths(
         text = file_path.read_text(encoding="utf-8-sig")
         file_report = FileReport(path=shown)
         report.files.append(file_report)
+        if file_path.name == VARIABLES_FILE:  # named explicitly
+            _check_variables_file(file_path, text, file_report)
+            continue
         try:
             data = load_text(text, json_file=file_path.suffix == ".json")
         except DocumentSyntaxError as exc:
-            file_report.diagnostics.append(
-                Diagnostic(
-                    path=shown,
-                    line=exc.line,
-                    column=exc.column,
-                    severity="error",
-                    message=exc.message,
-                )
-            )
+            file_report.diagnostics.append(_syntax_diagnostic(shown, exc))
             continue
         variables = global_variables
         if variables is None:
-            variables = _variables_for(file_path, variables_cache, file_report)
+            variables = _variables_for(file_path, variables_cache, report)
         job, findings = check_document(data, global_variables=variables)
         name = data.get("name") if isinstance(data, dict) else None
         if isinstance(name, str):
@@ -376,43 +520,59 @@ def validate_paths(
             else:
                 names[name] = shown
         file_report.job = job
-        if findings:
-            positions = Positions.from_text(text)
-            for finding in findings:
-                line, column = positions.locate(finding.loc, key=finding.key)
-                file_report.diagnostics.append(
-                    Diagnostic(
-                        path=shown,
-                        line=line,
-                        column=column,
-                        severity=finding.severity,
-                        message=finding.message,
-                        field=format_loc(finding.loc),
-                    )
-                )
+        file_report.diagnostics.extend(_locate(shown, text, findings))
     return report
 
 
+def _syntax_diagnostic(shown: str, exc: DocumentSyntaxError) -> Diagnostic:
+    return Diagnostic(
+        path=shown, line=exc.line, column=exc.column, severity="error", message=exc.message
+    )
+
+
+def _locate(shown: str, text: str, findings: Sequence[Finding]) -> list[Diagnostic]:
+    """Diagnostics at the positions of ``findings``, parsing positions only if needed."""
+    if not findings:
+        return []
+    positions = Positions.from_text(text)
+    located = []
+    for finding in findings:
+        line, column = positions.locate(finding.loc, key=finding.key)
+        located.append(
+            Diagnostic(
+                path=shown,
+                line=line,
+                column=column,
+                severity=finding.severity,
+                message=finding.message,
+                field=format_loc(finding.loc),
+            )
+        )
+    return located
+
+
+def _check_variables_file(path: Path, text: str, report: FileReport) -> Any:
+    try:
+        data = load_text(text)
+    except DocumentSyntaxError as exc:
+        report.diagnostics.append(_syntax_diagnostic(str(path), exc))
+        return None
+    findings = check_variables(data)
+    report.diagnostics.extend(_locate(str(path), text, findings))
+    if any(f.severity == "error" for f in findings):
+        return None
+    return _variables_mapping(data)
+
+
 def _variables_for(
-    path: Path, cache: dict[Path, Mapping[str, Any] | None], report: FileReport
+    path: Path, cache: dict[Path, Mapping[str, Any] | None], report: Report
 ) -> Mapping[str, Any] | None:
     variables_file = find_variables_file(path)
     if variables_file is None:
         return None
     if variables_file not in cache:
-        try:
-            cache[variables_file] = load_variables(variables_file)
-        except (SpecError, OSError) as exc:
-            line = getattr(exc, "line", 1)
-            column = getattr(exc, "column", 1)
-            report.diagnostics.append(
-                Diagnostic(
-                    path=str(variables_file),
-                    line=line,
-                    column=column,
-                    severity="error",
-                    message=str(exc),
-                )
-            )
-            cache[variables_file] = None
+        file_report = FileReport(path=str(variables_file))
+        report.files.append(file_report)
+        text = variables_file.read_text(encoding="utf-8-sig")
+        cache[variables_file] = _check_variables_file(variables_file, text, file_report)
     return cache[variables_file]
