@@ -20,7 +20,6 @@ from ruamel.yaml.resolver import VersionedResolver
 
 from vecron.errors import DocumentSyntaxError
 
-JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 Loc = tuple[str | int, ...]
 
 _parsers = threading.local()  # ruamel's YAML objects are not thread-safe

@@ -132,3 +132,43 @@ def _classify(
     if span is not None:
         return span[0], span[1], f"password in {key}"
     return None
+
+
+MASKED = "(sensitive)"
+
+
+def mask(value: Any, key: str = "") -> Any:
+    """``value`` with every secret in it replaced by ``(sensitive)``, for display.
+
+    ``key`` is the name the value sits under (a field, a header, a variable), which
+    decides by itself for strings. Placeholders (``${secret:…}``) are shown as they are.
+    """
+    if isinstance(value, dict):
+        wrapped = find_sensitive({key or "_": value})
+        return _apply_masks(value, [(s.loc[1:], s) for s in wrapped])
+    if isinstance(value, list):
+        return [mask(item, key) for item in value]
+    if isinstance(value, str):
+        found = _classify(key, value, in_headers=False, in_vars=False)
+        if found is None and (sensitive_name(key) or key.lower() in SENSITIVE_HEADERS):
+            found = (0, len(value), key)
+        if found is not None:
+            start, end, _ = found
+            secret = value[start:end]
+            if _PLACEHOLDER.search(secret) is None:
+                return value[:start] + MASKED + value[end:]
+    return value
+
+
+def _apply_masks(value: Any, found: list[tuple[tuple[str | int, ...], SensitiveValue]]) -> Any:
+    import copy
+
+    result = copy.deepcopy(value)
+    for loc, secret in found:
+        if not secret.is_literal or not loc:
+            continue
+        node = result
+        for part in loc[:-1]:
+            node = node[part]
+        node[loc[-1]] = secret.value[: secret.start] + MASKED + secret.value[secret.end :]
+    return result

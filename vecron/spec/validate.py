@@ -20,15 +20,14 @@ from pydantic import ValidationError
 
 from vecron.errors import DocumentSyntaxError
 from vecron.spec import schedules
-from vecron.spec.loader import JOB_FILE_SUFFIXES, Loc, Positions, load_text
+from vecron.spec.layout import VARIABLES_FILE, classify
+from vecron.spec.loader import Loc, Positions, load_text
 from vecron.spec.models import VARIABLE_NAME_PATTERN, Job
 from vecron.spec.sensitive import embedded_password, find_sensitive
 
 Severity = Literal["error", "warning"]
 _PLAIN_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _VARIABLE_NAME = re.compile(VARIABLE_NAME_PATTERN)
-VARIABLES_FILE = "variables.yaml"
-FILES_DIR = "files"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -384,21 +383,16 @@ def _job_findings(job: Job) -> Iterator[Finding]:
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Job files under ``paths``: ``.yaml``, ``.yml`` and ``.json`` files, recursively.
 
-    Skipped inside directories: hidden entries, ``variables.yaml`` files (global
-    variables, found by :func:`find_variables_file`) and ``files/`` folders (data
-    shipped beside jobs, not jobs), at any depth, so that a folder above the job
-    repository validates the same way as the repository itself.
+    Inside directories, :func:`vecron.spec.layout.classify` decides: hidden entries,
+    ``variables.yaml`` files (found by :func:`find_variables_file` instead) and
+    ``files/`` folders are not jobs.
     """
     found: list[Path] = []
     for root in paths:
         if root.is_dir():
             for candidate in sorted(root.rglob("*")):
-                rel = candidate.relative_to(root).parts
-                if any(part.startswith(".") or part == FILES_DIR for part in rel[:-1]):
-                    continue
-                if rel[-1].startswith(".") or rel[-1] == VARIABLES_FILE:
-                    continue
-                if candidate.suffix in JOB_FILE_SUFFIXES and candidate.is_file():
+                relative = candidate.relative_to(root).as_posix()
+                if classify(relative) == "job" and candidate.is_file():
                     found.append(candidate)
         else:
             found.append(root)
@@ -520,7 +514,7 @@ def validate_paths(
             else:
                 names[name] = shown
         file_report.job = job
-        file_report.diagnostics.extend(_locate(shown, text, findings))
+        file_report.diagnostics.extend(locate_findings(shown, text, findings))
     return report
 
 
@@ -530,7 +524,7 @@ def _syntax_diagnostic(shown: str, exc: DocumentSyntaxError) -> Diagnostic:
     )
 
 
-def _locate(shown: str, text: str, findings: Sequence[Finding]) -> list[Diagnostic]:
+def locate_findings(shown: str, text: str, findings: Sequence[Finding]) -> list[Diagnostic]:
     """Diagnostics at the positions of ``findings``, parsing positions only if needed."""
     if not findings:
         return []
@@ -558,7 +552,7 @@ def _check_variables_file(path: Path, text: str, report: FileReport) -> Any:
         report.diagnostics.append(_syntax_diagnostic(str(path), exc))
         return None
     findings = check_variables(data)
-    report.diagnostics.extend(_locate(str(path), text, findings))
+    report.diagnostics.extend(locate_findings(str(path), text, findings))
     if any(f.severity == "error" for f in findings):
         return None
     return _variables_mapping(data)
