@@ -104,3 +104,24 @@ class SourceError(VecronError):
 
 class SyncRefused(VecronError):
     """A sync was refused by a safety rule (an empty repository, a mass deletion)."""
+
+
+class AlreadyExists(VecronError, ValueError):
+    """A write would break a uniqueness rule (a job name, a webhook id, an execution id).
+
+    ``what`` names the rule (``"job name"``, ``"webhook id"``, …); ``value`` is the value
+    that is already taken.
+    """
+
+    def __init__(self, what: str, value: str) -> None:
+        super().__init__(f"{what} {value!r} is already taken")
+        self.what = what
+        self.value = value
+
+
+class SyncNotFound(VecronError, LookupError):
+    """No sync run with this id."""
+
+    def __init__(self, sync_id: str) -> None:
+        super().__init__(f"no sync run {sync_id!r}")
+        self.sync_id = sync_id

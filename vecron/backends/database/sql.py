@@ -1,0 +1,705 @@
+"""The database role over SQLAlchemy 2 (asyncio): PostgreSQL via psycopg 3, SQLite via aiosqlite.
+
+Engines and their connection settings come from :mod:`.engine`. Every method is one
+transaction; writes run on the engine (``BEGIN IMMEDIATE`` on SQLite), reads on a
+read-only view of it (a deferred ``BEGIN``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vecron.backends.database import migrations
+from vecron.backends.database.base import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    MASK,
+    SYNC_COUNTS,
+    ExecutionRecord,
+    ExecutionStatus,
+    JobRecord,
+    RepoFileRecord,
+    SyncRecord,
+    SyncStatus,
+    TriggerSource,
+    VariableRecord,
+    VariableSource,
+    new_id,
+    strip_credentials,
+    utc_now,
+)
+from vecron.backends.database.engine import READ_ONLY, create_database_engine, prepare_engine
+from vecron.backends.database.tables import (
+    UtcDateTime,
+    job_executions,
+    jobs,
+    repo_files,
+    sync_runs,
+    variables,
+)
+from vecron.crypto import SecretBox
+from vecron.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    ConfigurationError,
+    ExecutionNotFound,
+    JobNotFound,
+    SyncNotFound,
+)
+
+# One fixed 64-bit key: every vecron process migrating one database takes the same lock.
+MIGRATION_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"vecron:migrate").digest()[:8], "big", signed=True
+)
+
+_JOB_COLUMNS = frozenset(f.name for f in dataclasses.fields(JobRecord))
+_EXECUTION_COLUMNS = frozenset(f.name for f in dataclasses.fields(ExecutionRecord))
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def _canonical_id(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def _require_id(value: str, what: str) -> str:
+    canonical = _canonical_id(value)
+    if canonical is None:
+        raise ValueError(f"{what} {value!r} is not a UUID")
+    return canonical
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with datetimes as ISO text, enums as values and tuples as lists."""
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _seconds(lease_seconds: float) -> timedelta:
+    if lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
+    return timedelta(seconds=lease_seconds)
+
+
+def _unknown(kind: str, names: Collection[str]) -> TypeError:
+    return TypeError(f"{kind} got unknown or read-only column(s): {', '.join(sorted(names))}")
+
+
+def _violated(exc: IntegrityError, table: Table, columns: Collection[str]) -> str | None:
+    """Which of ``columns`` (unique or primary key) a failed write collided on, if any."""
+    message = str(exc.orig)
+    primary = {column.name for column in table.primary_key.columns}
+    for column in columns:
+        names = [f"{table.name}.{column}", f"uq_{table.name}_{column}"]
+        if column in primary:
+            names.append(f"pk_{table.name}")
+        if any(f'{name}"' in message or message.endswith(name) for name in names):
+            return column
+    return None
+
+
+class SqlDatabase:
+    """The :class:`~vecron.backends.database.base.Database` over an ``AsyncEngine``.
+
+    Give it a URL (it then owns the engine and disposes it on :meth:`close`) or a ready
+    engine (left open). ``clock`` is the source of "now" for leases and timestamps,
+    aware UTC; tests pass one they control.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine | str | URL,
+        *,
+        secret_box: SecretBox,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if isinstance(engine, AsyncEngine):
+            prepare_engine(engine)
+            self._engine, self._owns_engine = engine, False
+        else:
+            self._engine, self._owns_engine = create_database_engine(engine), True
+        self._reader = self._engine.execution_options(**READ_ONLY)
+        self._box = secret_box
+        self._clock = clock
+        self._dialect = self._engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def describe(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"SqlDatabase({self.describe()!r})"
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self._engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        engine = self._engine if write else self._reader
+        try:
+            async with engine.begin() as connection:
+                yield connection
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            if self._dialect == "sqlite" and reason.startswith("no such"):
+                raise  # a missing table: the schema, not the server
+            raise BackendUnavailable(f"database {self.describe()}: {reason}") from exc
+        except StatementError as exc:
+            # A value our column types refused (a naive datetime): the caller's ValueError.
+            if not isinstance(exc, DBAPIError) and isinstance(exc.orig, ValueError):
+                raise exc.orig from None
+            raise
+        except PoolTimeout as exc:
+            raise BackendUnavailable(
+                f"database {self.describe()}: no free connection in the pool"
+            ) from exc
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        from alembic.util import CommandError
+
+        try:
+            # One transaction: SQLite's BEGIN IMMEDIATE and PostgreSQL's advisory lock
+            # both make a second process wait, then find the schema at head.
+            async with self._transaction() as connection:
+                if self._dialect == "postgresql":
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                await connection.run_sync(migrations.upgrade)
+        except CommandError as exc:
+            raise ConfigurationError(
+                f"cannot migrate {self.describe()}: {exc} (is the database from a newer vecron?)"
+            ) from exc
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _job(self, row: Row[Any]) -> JobRecord:
+        values = dict(row._mapping)
+        if values["webhook_secret"] is not None:
+            values["webhook_secret"] = self._box.decrypt(values["webhook_secret"])
+        return JobRecord(**values)
+
+    def _encrypt(self, value: str | None) -> str | None:
+        return None if value is None else self._box.encrypt(value)
+
+    _JOB_UNIQUE = {"name": "job name", "webhook_id": "webhook id", "job_id": "job id"}
+
+    async def list_jobs(self, *, include_disabled: bool = True) -> list[JobRecord]:
+        query = select(jobs).order_by(jobs.c.name)
+        if not include_disabled:
+            query = query.where(jobs.c.enabled.is_(True))
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [self._job(row) for row in rows]
+
+    async def _one_job(self, condition: ColumnElement[bool], missing: str) -> JobRecord:
+        async with self._transaction(write=False) as connection:
+            row = (await connection.execute(select(jobs).where(condition))).first()
+        if row is None:
+            raise JobNotFound(missing)
+        return self._job(row)
+
+    async def get_job(self, name: str) -> JobRecord:
+        return await self._one_job(jobs.c.name == name, name)
+
+    async def get_job_by_id(self, job_id: str) -> JobRecord:
+        canonical = _canonical_id(job_id)
+        if canonical is None:
+            raise JobNotFound(job_id)
+        return await self._one_job(jobs.c.job_id == canonical, job_id)
+
+    async def get_job_by_webhook(self, webhook_id: str) -> JobRecord:
+        return await self._one_job(jobs.c.webhook_id == webhook_id, webhook_id)
+
+    async def insert_job(self, job: JobRecord) -> None:
+        values = {name: getattr(job, name) for name in _JOB_COLUMNS}
+        values["job_id"] = _require_id(job.job_id, "job_id")
+        values["webhook_secret"] = self._encrypt(job.webhook_secret)
+        try:
+            async with self._transaction() as connection:
+                await connection.execute(jobs.insert().values(**values))
+        except IntegrityError as exc:
+            raise self._job_conflict(exc, values) from None
+
+    def _job_conflict(self, exc: IntegrityError, values: Mapping[str, Any]) -> Exception:
+        column = _violated(exc, jobs, [c for c in self._JOB_UNIQUE if c in values])
+        if column is None:
+            return exc
+        return AlreadyExists(self._JOB_UNIQUE[column], str(values[column]))
+
+    async def update_job(self, job_id: str, /, **changes: Any) -> JobRecord:
+        unknown = set(changes) - (_JOB_COLUMNS - {"job_id", "created_at"})
+        if unknown:
+            raise _unknown("update_job()", unknown)
+        canonical = _canonical_id(job_id)
+        if canonical is None:
+            raise JobNotFound(job_id)
+        values: dict[str, Any] = dict(changes)
+        if "webhook_secret" in values:
+            values["webhook_secret"] = self._encrypt(values["webhook_secret"])
+        values.setdefault("updated_at", self._now())
+        new_hash = changes.get("content_hash")
+        if new_hash is not None and "definition_version" not in changes:
+            values["definition_version"] = case(
+                (
+                    jobs.c.content_hash.is_distinct_from(new_hash),
+                    jobs.c.definition_version + 1,
+                ),
+                else_=jobs.c.definition_version,
+            )
+        statement = (
+            update(jobs).where(jobs.c.job_id == canonical).values(**values).returning(*jobs.c)
+        )
+        try:
+            async with self._transaction() as connection:
+                row = (await connection.execute(statement)).first()
+        except IntegrityError as exc:
+            raise self._job_conflict(exc, changes) from None
+        if row is None:
+            raise JobNotFound(job_id)
+        return self._job(row)
+
+    async def delete_job(self, job_id: str) -> None:
+        canonical = _canonical_id(job_id)
+        if canonical is None:
+            return
+        async with self._transaction() as connection:
+            await connection.execute(delete(jobs).where(jobs.c.job_id == canonical))
+
+    # -- variables ------------------------------------------------------------------------
+
+    async def set_variable(
+        self, name: str, value: str, *, secret: bool, source: VariableSource | str
+    ) -> None:
+        row = {
+            "name": name,
+            "value": self._box.encrypt(value) if secret else value,
+            "secret": secret,
+            "source": VariableSource(source).value,
+            "updated_at": self._now(),
+        }
+        statement = self._insert(variables).values(**row)
+        statement = statement.on_conflict_do_update(
+            index_elements=[variables.c.name],
+            set_={k: v for k, v in row.items() if k != "name"},
+        )
+        async with self._transaction() as connection:
+            await connection.execute(statement)
+
+    async def get_variables(self, *, decrypt: bool = False) -> dict[str, VariableRecord]:
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(select(variables).order_by(variables.c.name))).all()
+        result: dict[str, VariableRecord] = {}
+        for row in rows:
+            value = row.value
+            if row.secret:
+                value = self._box.decrypt(value) if decrypt else MASK
+            result[row.name] = VariableRecord(
+                name=row.name,
+                value=value,
+                secret=row.secret,
+                source=row.source,
+                updated_at=row.updated_at,
+            )
+        return result
+
+    async def delete_variable(self, name: str) -> bool:
+        async with self._transaction() as connection:
+            statement = delete(variables).where(variables.c.name == name)
+            deleted = await connection.execute(statement.returning(variables.c.name))
+            return deleted.first() is not None
+
+    async def replace_repo_variables(self, values: Mapping[str, str]) -> None:
+        now = self._now()
+        async with self._transaction() as connection:
+            current = {
+                row.name: row
+                for row in (
+                    await connection.execute(
+                        select(variables.c.name, variables.c.value, variables.c.source)
+                    )
+                ).all()
+            }
+            stale = [
+                name
+                for name, row in current.items()
+                if row.source == VariableSource.REPO and name not in values
+            ]
+            if stale:
+                await connection.execute(delete(variables).where(variables.c.name.in_(stale)))
+            for name, value in values.items():
+                row = current.get(name)
+                if row is not None and (row.source == VariableSource.CLI or row.value == value):
+                    continue
+                fields = {"value": value, "secret": False, "source": "repo", "updated_at": now}
+                statement = self._insert(variables).values(name=name, **fields)
+                await connection.execute(
+                    statement.on_conflict_do_update(index_elements=[variables.c.name], set_=fields)
+                )
+
+    # -- repository files -----------------------------------------------------------------
+
+    async def list_repo_files(self) -> dict[str, RepoFileRecord]:
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(select(repo_files).order_by(repo_files.c.path))).all()
+        return {row.path: RepoFileRecord(**row._mapping) for row in rows}
+
+    async def put_repo_file(self, path: str, content_hash: str, size: int) -> None:
+        fields = {"content_hash": content_hash, "size": size, "updated_at": self._now()}
+        statement = self._insert(repo_files).values(path=path, **fields)
+        statement = statement.on_conflict_do_update(index_elements=[repo_files.c.path], set_=fields)
+        async with self._transaction() as connection:
+            await connection.execute(statement)
+
+    async def delete_repo_file(self, path: str) -> None:
+        async with self._transaction() as connection:
+            await connection.execute(delete(repo_files).where(repo_files.c.path == path))
+
+    # -- sync runs ------------------------------------------------------------------------
+
+    async def start_sync(self, *, source: str, ref: str | None) -> str:
+        sync_id = new_id()
+        row: dict[str, Any] = {
+            "sync_id": sync_id,
+            "started_at": self._now(),
+            "source": strip_credentials(source),
+            "ref": ref,
+            "status": SyncStatus.RUNNING.value,
+            "errors": [],
+        }
+        row.update(dict.fromkeys(SYNC_COUNTS, 0))
+        async with self._transaction() as connection:
+            await connection.execute(sync_runs.insert().values(**row))
+        return sync_id
+
+    async def finish_sync(
+        self,
+        sync_id: str,
+        *,
+        status: SyncStatus | str,
+        commit: str | None,
+        counts: Mapping[str, int],
+        errors: Sequence[Mapping[str, Any]],
+        message: str | None,
+    ) -> None:
+        unknown = set(counts) - set(SYNC_COUNTS)
+        if unknown:
+            raise ValueError(f"unknown sync counts: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {
+            "status": SyncStatus(status).value,
+            "finished_at": self._now(),
+            "commit": commit,
+            "errors": _jsonable(list(errors)),
+            "message": message,
+        }
+        values.update({name: int(counts.get(name, 0)) for name in SYNC_COUNTS})
+        canonical = _canonical_id(sync_id)
+        row = None
+        if canonical is not None:
+            statement = update(sync_runs).where(sync_runs.c.sync_id == canonical).values(**values)
+            async with self._transaction() as connection:
+                result = await connection.execute(statement.returning(sync_runs.c.sync_id))
+                row = result.first()
+        if row is None:
+            raise SyncNotFound(sync_id)
+
+    async def last_sync(self) -> SyncRecord | None:
+        syncs = await self.list_syncs(limit=1)
+        return syncs[0] if syncs else None
+
+    async def list_syncs(self, limit: int = 20) -> list[SyncRecord]:
+        query = select(sync_runs).order_by(sync_runs.c.started_at.desc()).limit(limit)
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [SyncRecord(**row._mapping) for row in rows]
+
+    # -- executions -----------------------------------------------------------------------
+
+    @staticmethod
+    def _execution(row: Row[Any]) -> ExecutionRecord:
+        return ExecutionRecord(**row._mapping)
+
+    @staticmethod
+    def _execution_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+        values = dict(changes)
+        for name in ("trigger_data", "step_statuses"):
+            if name in values:
+                values[name] = _jsonable(values[name])
+        if "status" in values:
+            values["status"] = ExecutionStatus(values["status"]).value
+        if "trigger_source" in values:
+            values["trigger_source"] = TriggerSource(values["trigger_source"]).value
+        return values
+
+    async def create_execution(self, record: ExecutionRecord) -> ExecutionRecord:
+        values = self._execution_values(
+            {name: getattr(record, name) for name in _EXECUTION_COLUMNS}
+        )
+        values["execution_id"] = _require_id(record.execution_id, "execution_id")
+        values["job_id"] = _require_id(record.job_id, "job_id")
+        statement = self._insert(job_executions).values(**values)
+        if record.idempotency_key is not None:
+            statement = statement.on_conflict_do_nothing(
+                index_elements=[job_executions.c.job_id, job_executions.c.idempotency_key]
+            )
+        try:
+            async with self._transaction() as connection:
+                row = (await connection.execute(statement.returning(*job_executions.c))).first()
+                if row is None:  # the key is taken: the first execution wins
+                    existing = select(job_executions).where(
+                        job_executions.c.job_id == values["job_id"],
+                        job_executions.c.idempotency_key == record.idempotency_key,
+                    )
+                    row = (await connection.execute(existing)).one()
+        except IntegrityError as exc:
+            if _violated(exc, job_executions, ["execution_id"]):
+                raise AlreadyExists("execution id", values["execution_id"]) from None
+            raise
+        return self._execution(row)
+
+    def _claimable(self, execution_id: str, now: datetime) -> ColumnElement[bool]:
+        return and_(
+            job_executions.c.execution_id == execution_id,
+            or_(
+                job_executions.c.status == ExecutionStatus.QUEUED.value,
+                and_(
+                    job_executions.c.status == ExecutionStatus.RUNNING.value,
+                    or_(
+                        job_executions.c.leased_until.is_(None),
+                        job_executions.c.leased_until <= now,
+                    ),
+                ),
+            ),
+        )
+
+    async def _require_execution(self, connection: AsyncConnection, execution_id: str) -> None:
+        query = select(job_executions.c.execution_id).where(
+            job_executions.c.execution_id == execution_id
+        )
+        if (await connection.execute(query)).first() is None:
+            raise ExecutionNotFound(execution_id)
+
+    async def claim_execution(
+        self, execution_id: str, *, worker_id: str, lease_seconds: float
+    ) -> ExecutionRecord | None:
+        lease = _seconds(lease_seconds)
+        canonical = _canonical_id(execution_id)
+        if canonical is None:
+            raise ExecutionNotFound(execution_id)
+        now = self._now()
+        claimable = self._claimable(canonical, now)
+        async with self._transaction() as connection:
+            # PostgreSQL: a competing claimer skips the locked row instead of queueing on
+            # it; SQLite has no row locks and needs none (BEGIN IMMEDIATE serialises).
+            locked = select(job_executions.c.execution_id).where(claimable)
+            found = await connection.execute(locked.with_for_update(skip_locked=True))
+            if found.first() is None:
+                await self._require_execution(connection, canonical)
+                return None
+            statement = (
+                update(job_executions)
+                .where(claimable)
+                .values(
+                    status=ExecutionStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    leased_until=now + lease,
+                    started_at=func.coalesce(
+                        job_executions.c.started_at, literal(now, UtcDateTime())
+                    ),
+                )
+                .returning(*job_executions.c)
+            )
+            row = (await connection.execute(statement)).first()
+        return None if row is None else self._execution(row)
+
+    async def renew_lease(self, execution_id: str, *, worker_id: str, lease_seconds: float) -> bool:
+        lease = _seconds(lease_seconds)
+        canonical = _canonical_id(execution_id)
+        if canonical is None:
+            return False
+        statement = (
+            update(job_executions)
+            .where(
+                job_executions.c.execution_id == canonical,
+                job_executions.c.worker_id == worker_id,
+                job_executions.c.status == ExecutionStatus.RUNNING.value,
+            )
+            .values(leased_until=self._now() + lease)
+            .returning(job_executions.c.execution_id)
+        )
+        async with self._transaction() as connection:
+            return (await connection.execute(statement)).first() is not None
+
+    async def finish_execution(
+        self,
+        execution_id: str,
+        *,
+        worker_id: str | None,
+        status: ExecutionStatus | str,
+        error: str | None,
+        step_statuses: Sequence[Mapping[str, Any]] | None = None,
+        context_path: str | None = None,
+    ) -> bool:
+        final = ExecutionStatus(status)
+        if final not in FINAL_STATUSES:
+            raise ValueError(f"{final.value!r} is not a final status")
+        canonical = _canonical_id(execution_id)
+        if canonical is None:
+            raise ExecutionNotFound(execution_id)
+        values: dict[str, Any] = {
+            "status": final.value,
+            "error": error,
+            "finished_at": self._now(),
+            "leased_until": None,
+        }
+        if step_statuses is not None:
+            values["step_statuses"] = _jsonable(list(step_statuses))
+        if context_path is not None:
+            values["minio_context_path"] = context_path
+        conditions = [job_executions.c.execution_id == canonical]
+        if worker_id is not None:
+            conditions += [
+                job_executions.c.worker_id == worker_id,
+                job_executions.c.status == ExecutionStatus.RUNNING.value,
+            ]
+        statement = (
+            update(job_executions)
+            .where(*conditions)
+            .values(**values)
+            .returning(job_executions.c.execution_id)
+        )
+        async with self._transaction() as connection:
+            if (await connection.execute(statement)).first() is not None:
+                return True
+            await self._require_execution(connection, canonical)
+        return False
+
+    async def update_execution(self, execution_id: str, /, **changes: Any) -> None:
+        unknown = set(changes) - (_EXECUTION_COLUMNS - {"execution_id"})
+        if unknown:
+            raise _unknown("update_execution()", unknown)
+        canonical = _canonical_id(execution_id)
+        if canonical is None:
+            raise ExecutionNotFound(execution_id)
+        if not changes:
+            await self.get_execution(canonical)
+            return
+        statement = (
+            update(job_executions)
+            .where(job_executions.c.execution_id == canonical)
+            .values(**self._execution_values(changes))
+            .returning(job_executions.c.execution_id)
+        )
+        async with self._transaction() as connection:
+            if (await connection.execute(statement)).first() is None:
+                raise ExecutionNotFound(execution_id)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        canonical = _canonical_id(execution_id)
+        if canonical is None:
+            raise ExecutionNotFound(execution_id)
+        query = select(job_executions).where(job_executions.c.execution_id == canonical)
+        async with self._transaction(write=False) as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        return self._execution(row)
+
+    async def list_executions(
+        self,
+        *,
+        job_name: str | None = None,
+        status: ExecutionStatus | str | Collection[ExecutionStatus | str] | None = None,
+        trigger_source: TriggerSource | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        table = job_executions
+        query = select(table).order_by(table.c.queued_at.desc(), table.c.execution_id.desc())
+        if job_name is not None:
+            query = query.where(table.c.job_name == job_name)
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            query = query.where(table.c.status.in_([ExecutionStatus(s).value for s in wanted]))
+        if trigger_source is not None:
+            query = query.where(table.c.trigger_source == TriggerSource(trigger_source).value)
+        if since is not None:
+            query = query.where(table.c.queued_at >= since)
+        if until is not None:
+            query = query.where(table.c.queued_at < until)
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(query.limit(limit).offset(offset))).all()
+        return [self._execution(row) for row in rows]
+
+    async def running_executions(self, job_id: str) -> int:
+        canonical = _canonical_id(job_id)
+        if canonical is None:
+            return 0
+        query = select(func.count()).where(
+            job_executions.c.job_id == canonical,
+            job_executions.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+        async with self._transaction(write=False) as connection:
+            return int((await connection.execute(query)).scalar_one())
