@@ -14,6 +14,7 @@ so that a typo is an error rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
@@ -30,29 +31,62 @@ from pydantic import (
 )
 
 from vecron.spec import schedules
+from vecron.spec.schedules import MAX_INTERVAL_SECONDS
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 VARIABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$|^\s*\d+(\.\d+)?\s*$"
+DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d)\s*)+$|^\s*[0-9]+(\.[0-9]+)?\s*$"
 
 JobName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=128)]
 StepId = Annotated[str, StringConstraints(pattern=STEP_ID_PATTERN, min_length=1, max_length=64)]
 VariableName = Annotated[str, StringConstraints(pattern=VARIABLE_NAME_PATTERN, max_length=128)]
 
 
+INSTANT_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?$"
+)
+_INSTANT = re.compile(INSTANT_PATTERN)
+
+
 def _instant_input(value: Any) -> Any:
     # Lax datetime parsing would also take Unix timestamps, which the schema does not.
-    if isinstance(value, datetime | str):
+    if isinstance(value, datetime):
         return value
     if isinstance(value, date):  # an unquoted YAML date: midnight
         return datetime.combine(value, time())
-    raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
+    if isinstance(value, str) and _INSTANT.match(value):
+        return value
+    raise ValueError(
+        f"must be an ISO-8601 date-time such as 2027-12-31T02:00:00+07:00, got {value!r}"
+    )
 
 
-# Datetimes come as YAML timestamps or as ISO-8601 strings (JSON has no datetime type).
-Instant = Annotated[datetime, Strict(False), BeforeValidator(_instant_input)]
+# Datetimes come as YAML timestamps or as ISO-8601 text (JSON has no datetime type). The
+# offset may be left out: the instant is then read in the schedule's timezone.
+Instant = Annotated[
+    datetime,
+    Strict(False),
+    BeforeValidator(_instant_input),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": INSTANT_PATTERN,
+            "description": "ISO-8601 date-time; without an offset, in the schedule's timezone.",
+        }
+    ),
+]
 Scalar = str | int | float | bool | None
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's "integer" takes 30.0 too (it is the number 30); so does the model.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 #: A duration: seconds as a number, or text such as ``30s``, ``5m``, ``1h30m``. Checked by
 #: :func:`vecron.spec.schedules.parse_duration`, whose grammar the pattern mirrors.
 Duration = Annotated[
@@ -60,20 +94,23 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 1},
+                {"type": "number", "minimum": 1, "maximum": MAX_INTERVAL_SECONDS},
                 {"type": "string", "pattern": DURATION_PATTERN},
             ],
             "description": "Seconds as a number, or text such as 30s, 5m, 1h, 1h30m, 1d.",
         }
     ),
 ]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_whole_number)]
+NonNegativeInt = Annotated[int, Field(ge=0), BeforeValidator(_whole_number)]
 
 
 def _closed_map(pattern: str) -> dict[str, Any]:
     # patternProperties alone would let the JSON Schema accept keys the model rejects.
-    return {"additionalProperties": False, "propertyNames": {"pattern": pattern}}
+    return {
+        "additionalProperties": False,
+        "propertyNames": {"pattern": pattern, "maxLength": 128},
+    }
 
 
 class Model(BaseModel):
@@ -83,7 +120,6 @@ class Model(BaseModel):
         strict=True,
         frozen=True,
         extra="forbid",
-        populate_by_name=True,
         use_enum_values=True,
     )
 
@@ -245,9 +281,9 @@ class HttpConfig(Model):
     )
     auth: HttpAuth | None = None
     timeout_seconds: Annotated[float, Field(gt=0)] = 30
-    expected_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
-        default=None, description="Accepted status codes; any 2xx when absent."
-    )
+    expected_status: (
+        list[Annotated[int, Field(ge=100, le=599), BeforeValidator(_whole_number)]] | None
+    ) = Field(default=None, description="Accepted status codes; any 2xx when absent.")
     max_response_bytes: PositiveInt = Field(default=10 * 1024 * 1024)
     follow_redirects: bool = True
     verify_tls: bool = True
@@ -359,7 +395,7 @@ SftpAuth = Annotated[SftpPasswordAuth | SftpKeyAuth, Field(discriminator="type")
 
 class _SftpBase(Model):
     host: str
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    port: Annotated[int, Field(ge=1, le=65535), BeforeValidator(_whole_number)] = 22
     auth: SftpAuth
     remote_path: str
     host_key: str | None = Field(
@@ -399,7 +435,7 @@ class _StepBase(Model):
     timeout_seconds: PositiveInt | None = Field(
         default=None, description="Wall-clock limit for the whole step."
     )
-    max_retries: Annotated[int, Field(ge=0, le=20)] | None = Field(
+    max_retries: Annotated[int, Field(ge=0, le=20), BeforeValidator(_whole_number)] | None = Field(
         default=None, description="Retries of this step; the job's max_retries when absent."
     )
     continue_on_error: bool = False
@@ -460,7 +496,7 @@ class Job(Model):
     triggers: Triggers = Field(default_factory=Triggers)
     allow_concurrent: bool = False
     timeout_seconds: PositiveInt = Field(default=3600, description="Limit for a whole run.")
-    max_retries: Annotated[int, Field(ge=0, le=20)] = 0
+    max_retries: Annotated[int, Field(ge=0, le=20), BeforeValidator(_whole_number)] = 0
     variables: Annotated[
         dict[VariableName, Scalar],
         Field(json_schema_extra=_closed_map(VARIABLE_NAME_PATTERN)),

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 MIN_INTERVAL_SECONDS = 1.0
+MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years: longer is a one_time schedule
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?")
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
+_PLAIN_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_DURATION_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
 
 
 @lru_cache(maxsize=1024)
@@ -73,10 +74,12 @@ def parse_duration(value: float | str) -> float:
 
 
 def interval_seconds(value: float | str) -> float:
-    """A schedule interval in seconds; at least one second."""
+    """A schedule interval in seconds; at least one second, at most ten years."""
     seconds = parse_duration(value)
     if seconds < MIN_INTERVAL_SECONDS:
         raise ScheduleError(f"interval {value!r} is shorter than one second")
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise ScheduleError(f"interval {value!r} is longer than ten years")
     return seconds
 
 
