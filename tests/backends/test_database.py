@@ -327,6 +327,45 @@ def test_update_job_changes_columns_and_stamps_updated_at(db: Harness) -> None:
     db.run(body)
 
 
+def test_bulk_insert_and_update_jobs(db: Harness) -> None:
+    async def body(store: SqlDatabase) -> None:
+        records = [job(name=f"j{i}", content_hash=None, definition_version=0) for i in range(5)]
+        await store.insert_jobs(records)
+        await store.insert_jobs([])
+        with pytest.raises(AlreadyExists):
+            await store.insert_jobs([job(name="fresh"), job(name="j1")])
+        names = [r.name for r in await store.list_jobs()]
+        assert names == [f"j{i}" for i in range(5)]  # all or nothing: "fresh" is not there
+        db.clock.advance(5)
+        await store.update_jobs(
+            {
+                records[0].job_id: {"content_hash": "h1", "enabled": False},
+                records[1].job_id: {"content_hash": "h1", "enabled": False},
+                records[2].job_id: {"webhook_secret": "s3cr3t", "webhook_id": "w2"},
+            }
+        )
+        first = await store.get_job("j0")
+        second = await store.get_job("j1")
+        third = await store.get_job("j2")
+        assert (first.content_hash, first.definition_version, first.enabled) == ("h1", 1, False)
+        assert second.definition_version == 1
+        assert third.webhook_secret == "s3cr3t"
+        assert third.updated_at == db.clock.now
+        raw = db.raw("SELECT webhook_secret FROM jobs WHERE webhook_id = ?", "w2")
+        assert "s3cr3t" not in str(raw)
+        await store.update_jobs({records[0].job_id: {"content_hash": "h1"}})
+        assert (await store.get_job("j0")).definition_version == 1  # same hash: same version
+        with pytest.raises(JobNotFound):
+            await store.update_jobs(
+                {records[3].job_id: {"enabled": False}, new_id(): {"enabled": False}}
+            )
+        assert (await store.get_job("j3")).enabled  # nothing was written
+        with pytest.raises(TypeError):
+            await store.update_jobs({records[3].job_id: {"colour": "blue"}})
+
+    db.run(body)
+
+
 def test_delete_job_is_idempotent_and_keeps_history(db: Harness) -> None:
     async def body(store: SqlDatabase) -> None:
         record = job()

@@ -10,8 +10,10 @@ finished by the next sync. Versions and execution history stay.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,12 +29,14 @@ from vecron.reconciler.plan import (
     Plan,
     canonical_json,
 )
-from vecron.reconciler.sources import Snapshot
+from vecron.reconciler.sources import Snapshot, SourceEntry
 from vecron.spec import schedules
 from vecron.spec.layout import FILES_DIR
 from vecron.spec.models import Job
 
 log = logging.getLogger("vecron.reconciler")
+#: Object writes in flight at once: enough to hide S3 round trips and fsyncs.
+WRITE_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,8 +92,7 @@ async def apply_plan(
         await _apply_files(plan, snapshot, database=database, objects=objects)
         if plan.variables is not None:
             await database.replace_repo_variables(plan.variables.values)
-        for change in plan.changes:
-            await _apply_change(change, plan, sync_id, database=database, objects=objects, now=now)
+        await _apply_jobs(plan, sync_id, database=database, objects=objects, now=now)
     except Exception as exc:
         await database.finish_sync(
             sync_id,
@@ -115,64 +118,95 @@ async def apply_plan(
     return SyncResult(plan=plan, sync_id=sync_id, status=status)
 
 
+async def _bounded(jobs: list[Awaitable[None]]) -> None:
+    """Run object writes ``WRITE_CONCURRENCY`` at a time; the first failure cancels the rest."""
+    gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+    async def one(job: Awaitable[None]) -> None:
+        async with gate:
+            await job
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                group.create_task(one(job))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
 async def _apply_files(
     plan: Plan, snapshot: Snapshot, *, database: Database, objects: ObjectStore
 ) -> None:
     prefix = FILES_DIR + "/"
     if plan.file_puts:
         contents = snapshot.read([entry.path for entry in plan.file_puts])
-        for entry in plan.file_puts:
+
+        async def put(entry: SourceEntry) -> None:
             relative = entry.path.removeprefix(prefix)
             await objects.put(paths.repo_file_path(relative), contents[entry.path])
             await database.put_repo_file(relative, entry.blob_id, entry.size)
+
+        await _bounded([put(entry) for entry in plan.file_puts])
     for relative in plan.file_deletes:
         await objects.delete(paths.repo_file_path(relative))
         await database.delete_repo_file(relative)
 
 
-async def _apply_change(
-    change: JobChange,
-    plan: Plan,
-    sync_id: str,
-    *,
-    database: Database,
-    objects: ObjectStore,
-    now: datetime,
+async def _apply_jobs(
+    plan: Plan, sync_id: str, *, database: Database, objects: ObjectStore, now: datetime
 ) -> None:
-    live = change.live
-    if change.action in ("create", "update"):
+    # Rows of new jobs first (no hash yet), then every object, then every row: a crash
+    # anywhere leaves rows whose hash differs from their file, which the next sync redoes.
+    writes = [c for c in plan.changes if c.action in ("create", "update")]
+    records: dict[str, JobRecord] = {}
+    new_rows = []
+    for change in writes:
+        assert change.desired is not None
+        if change.live is None:
+            record = JobRecord(
+                name=change.name, enabled=False, source_path=change.path, created_at=now
+            )
+            new_rows.append(record)
+        else:
+            record = change.live
+        records[change.name] = record
+    await database.insert_jobs(new_rows)
+
+    async def write(change: JobChange) -> None:
         want = change.desired
         assert want is not None
-        if live is None:
-            live = JobRecord(name=want.name, enabled=False, source_path=want.path, created_at=now)
-            await database.insert_job(live)
+        record = records[change.name]
         data = canonical_json(want.definition)
-        await objects.put(
-            paths.definition_version_path(live.job_id, want.content_hash),
-            data,
-            content_type="application/json",
+        version = paths.definition_version_path(record.job_id, want.content_hash)
+        await objects.put(version, data, content_type="application/json")
+        await objects.put(record.minio_definition_path, data, content_type="application/json")
+
+    await _bounded([write(change) for change in writes])
+    row_changes: dict[str, Mapping[str, Any]] = {}
+    for change in writes:
+        assert change.desired is not None
+        record = records[change.name]
+        row_changes[record.job_id] = _row_fields(
+            change.desired, record, commit=plan.commit, sync_id=sync_id, now=now
         )
-        await objects.put(live.minio_definition_path, data, content_type="application/json")
-        await database.update_job(
-            live.job_id,
-            **_row_fields(want, live, commit=plan.commit, sync_id=sync_id, now=now),
-        )
-        log.info("%s job %s from %s", change.action, want.name, want.path)
-    elif change.action == "delete":
-        assert live is not None
-        await objects.delete(live.minio_definition_path)
-        await database.delete_job(live.job_id)
-        log.info("deleted job %s", live.name)
-    else:
-        assert live is not None
-        await database.update_job(
-            live.job_id,
-            enabled=False,
-            disabled_reason=REMOVED_REASON,
-            next_run_at=None,
-            last_sync_id=sync_id,
-        )
-        log.info("disabled job %s: %s", live.name, REMOVED_REASON)
+        log.info("%s job %s from %s", change.action, change.name, change.path)
+    for change in plan.changes:
+        if change.action == "disable":
+            assert change.live is not None
+            row_changes[change.live.job_id] = {
+                "enabled": False,
+                "disabled_reason": REMOVED_REASON,
+                "next_run_at": None,
+                "last_sync_id": sync_id,
+            }
+            log.info("disabled job %s: %s", change.name, REMOVED_REASON)
+    await database.update_jobs(row_changes)
+    for change in plan.changes:
+        if change.action == "delete":
+            assert change.live is not None
+            await objects.delete(change.live.minio_definition_path)
+            await database.delete_job(change.live.job_id)
+            log.info("deleted job %s", change.name)
 
 
 def _row_fields(

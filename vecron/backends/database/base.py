@@ -293,6 +293,17 @@ class Database(Protocol):
         """Store a new job as given. A taken name, webhook id or job id: AlreadyExists."""
         ...
 
+    async def insert_jobs(self, records: Sequence[JobRecord]) -> None:
+        """Store several new jobs in one transaction: all of them, or none."""
+        ...
+
+    async def update_jobs(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """Apply :meth:`update_job` changes to several jobs (by id) in one transaction.
+
+        A missing job raises :class:`~vecron.errors.JobNotFound` and nothing is written.
+        """
+        ...
+
     async def update_job(self, job_id: str, /, **changes: Any) -> JobRecord:
         """Change some columns of a job and return the job as stored.
 

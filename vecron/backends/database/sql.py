@@ -21,6 +21,7 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -270,14 +271,43 @@ class SqlDatabase:
         return await self._one_job(jobs.c.webhook_id == webhook_id, webhook_id)
 
     async def insert_job(self, job: JobRecord) -> None:
-        values = {name: getattr(job, name) for name in _JOB_COLUMNS}
-        values["job_id"] = _require_id(job.job_id, "job_id")
-        values["webhook_secret"] = self._encrypt(job.webhook_secret)
+        await self.insert_jobs([job])
+
+    async def insert_jobs(self, records: Sequence[JobRecord]) -> None:
+        rows = []
+        for job in records:
+            values = {name: getattr(job, name) for name in _JOB_COLUMNS}
+            values["job_id"] = _require_id(job.job_id, "job_id")
+            values["webhook_secret"] = self._encrypt(job.webhook_secret)
+            rows.append(values)
+        if not rows:
+            return
         try:
             async with self._transaction() as connection:
-                await connection.execute(jobs.insert().values(**values))
+                await connection.execute(jobs.insert(), rows)
         except IntegrityError as exc:
-            raise self._job_conflict(exc, values) from None
+            if len(rows) == 1:
+                raise self._job_conflict(exc, rows[0]) from None
+            raise await self._bulk_conflict(exc, rows) from None
+
+    async def _bulk_conflict(self, exc: IntegrityError, rows: list[dict[str, Any]]) -> Exception:
+        column = _violated(exc, jobs, list(self._JOB_UNIQUE))
+        if column is None:
+            return exc
+        wanted = [row[column] for row in rows if row[column] is not None]
+        async with self._transaction(write=False) as connection:
+            taken = {
+                str(value)
+                for (value,) in await connection.execute(
+                    select(jobs.c[column]).where(jobs.c[column].in_(wanted))
+                )
+            }
+        seen: set[str] = set()
+        for value in map(str, wanted):
+            if value in taken or value in seen:
+                return AlreadyExists(self._JOB_UNIQUE[column], value)
+            seen.add(value)
+        return exc
 
     def _job_conflict(self, exc: IntegrityError, values: Mapping[str, Any]) -> Exception:
         column = _violated(exc, jobs, [c for c in self._JOB_UNIQUE if c in values])
@@ -286,6 +316,67 @@ class SqlDatabase:
         return AlreadyExists(self._JOB_UNIQUE[column], str(values[column]))
 
     async def update_job(self, job_id: str, /, **changes: Any) -> JobRecord:
+        statement = self._job_update(job_id, changes)
+        try:
+            async with self._transaction() as connection:
+                row = (await connection.execute(statement)).first()
+        except IntegrityError as exc:
+            raise self._job_conflict(exc, changes) from None
+        if row is None:
+            raise JobNotFound(job_id)
+        return self._job(row)
+
+    async def update_jobs(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        # One executemany per set of changed columns: a sync updates thousands of rows.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        ids: dict[str, str] = {}
+        for job_id, change in changes.items():
+            unknown = set(change) - (_JOB_COLUMNS - {"job_id", "created_at"})
+            if unknown:
+                raise _unknown("update_jobs()", unknown)
+            canonical = _canonical_id(job_id)
+            if canonical is None:
+                raise JobNotFound(job_id)
+            ids[canonical] = job_id
+            values = dict(change)
+            if "webhook_secret" in values:
+                values["webhook_secret"] = self._encrypt(values["webhook_secret"])
+            values.setdefault("updated_at", self._now())
+            params = {f"v_{key}": value for key, value in values.items()}
+            params["k_job_id"] = canonical
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+        if not groups:
+            return
+        try:
+            async with self._transaction() as connection:
+                found = await connection.execute(
+                    select(jobs.c.job_id).where(jobs.c.job_id.in_(list(ids)))
+                )
+                missing = set(ids) - {str(row[0]) for row in found}
+                if missing:
+                    raise JobNotFound(ids[min(missing)])
+                for columns, rows in groups.items():
+                    await connection.execute(self._bulk_job_update(columns), rows)
+        except IntegrityError as exc:
+            raise self._job_conflict(exc, {}) from None
+
+    @staticmethod
+    def _bulk_job_update(columns: Sequence[str]) -> Any:
+        values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in columns}
+        if "content_hash" in columns and "definition_version" not in columns:
+            values["definition_version"] = case(
+                (
+                    and_(
+                        bindparam("v_content_hash").is_not(None),
+                        jobs.c.content_hash.is_distinct_from(bindparam("v_content_hash")),
+                    ),
+                    jobs.c.definition_version + 1,
+                ),
+                else_=jobs.c.definition_version,
+            )
+        return update(jobs).where(jobs.c.job_id == bindparam("k_job_id")).values(**values)
+
+    def _job_update(self, job_id: str, changes: Mapping[str, Any]) -> Any:
         unknown = set(changes) - (_JOB_COLUMNS - {"job_id", "created_at"})
         if unknown:
             raise _unknown("update_job()", unknown)
@@ -305,17 +396,7 @@ class SqlDatabase:
                 ),
                 else_=jobs.c.definition_version,
             )
-        statement = (
-            update(jobs).where(jobs.c.job_id == canonical).values(**values).returning(*jobs.c)
-        )
-        try:
-            async with self._transaction() as connection:
-                row = (await connection.execute(statement)).first()
-        except IntegrityError as exc:
-            raise self._job_conflict(exc, changes) from None
-        if row is None:
-            raise JobNotFound(job_id)
-        return self._job(row)
+        return update(jobs).where(jobs.c.job_id == canonical).values(**values).returning(*jobs.c)
 
     async def delete_job(self, job_id: str) -> None:
         canonical = _canonical_id(job_id)
