@@ -125,3 +125,16 @@ class SyncNotFound(VecronError, LookupError):
     def __init__(self, sync_id: str) -> None:
         super().__init__(f"no sync run {sync_id!r}")
         self.sync_id = sync_id
+
+
+class StepFailed(VecronError, RuntimeError):
+    """A step failed in a way its author can act on.
+
+    The message names the step's target and what went wrong, and never a secret.
+    ``output`` is what the step produced before failing (e.g. an HTTP response with an
+    unexpected status), kept in the Job Context for debugging.
+    """
+
+    def __init__(self, message: str, *, output: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.output = output
