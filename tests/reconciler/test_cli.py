@@ -129,8 +129,8 @@ def _wait_for_jobs(home: Path, names: list[str], seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         result = vecron(home, "jobs", "--format", "json")
-        if result.returncode == 0:
-            if [job["name"] for job in json.loads(result.stdout)["jobs"]] == names:
-                return True
+        listed = json.loads(result.stdout)["jobs"] if result.returncode == 0 else []
+        if [job["name"] for job in listed] == names:
+            return True
         time.sleep(0.5)
     return False
