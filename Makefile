@@ -18,6 +18,8 @@ setup: $(STAMP)
 ## Run vecron on the embedded default with the example job repository.
 run: $(STAMP)
 	$(BIN)/vecron validate jobs-example
+	$(BIN)/vecron sync --repo jobs-example
+	$(BIN)/vecron jobs
 
 ## Start what the tests need, then run the whole suite.
 test: $(STAMP)
@@ -37,6 +39,7 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_bench.py
+	$(BIN)/python benchmarks/sync_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
