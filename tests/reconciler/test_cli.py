@@ -134,3 +134,29 @@ def _wait_for_jobs(home: Path, names: list[str], seconds: float = 30) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+def test_a_store_that_is_down_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
+    folder = tmp_path / "repo"
+    (folder / "jobs").mkdir(parents=True)
+    (folder / "jobs" / "a.yaml").write_text(JOB.format(name="a"))
+    for setting, url, shown in (
+        ("VECRON_DATABASE_URL", "postgresql://vecron:pw-123@127.0.0.1:1/x", "127.0.0.1:1"),
+        ("VECRON_OBJECT_STORE_URL", "s3://key:pw-123@127.0.0.1:1/b?secure=false", "127.0.0.1:1"),
+    ):
+        env = {**os.environ, "VECRON_HOME": str(tmp_path / "home"), setting: url}
+        for command in ("plan", "sync"):
+            result = subprocess.run(
+                [sys.executable, "-m", "vecron", command, "--repo", str(folder)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+            assert result.returncode == 1, (command, setting, result.stderr)
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert shown in result.stderr
+            assert "pw-123" not in result.stderr + result.stdout
+    plan = vecron(tmp_path / "home", "jobs", "--format", "json")
+    assert json.loads(plan.stdout)["jobs"] == []  # nothing was half-written

@@ -43,19 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (the console script exits with it)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # `plan` keeps 2 for "changes pending": its usage errors are plain errors.
+    usage_code = EXIT_FAILED if arguments[:1] == ["plan"] else EXIT_USAGE
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(arguments)
         handler: Handler = args.handler
         return handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except VecronError as exc:
+        return usage_code
+    except VecronError as exc:  # before OSError: BackendUnavailable is a ConnectionError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return usage_code
     except KeyboardInterrupt:
         return 130
 
