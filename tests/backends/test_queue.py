@@ -1,0 +1,122 @@
+"""The queue contract, against every implementation (NATS joins in the distributed issue)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from vecron.backends.queue import MemoryQueue, Queue, QueueMessage, open_queue
+from vecron.errors import ConfigurationError
+
+
+def message(n: int) -> QueueMessage:
+    return QueueMessage(message_id=f"m{n}", execution_id=f"e{n}", job_id="j", payload={"n": n})
+
+
+@pytest.fixture(params=["memory"])
+async def queue(request: pytest.FixtureRequest) -> AsyncIterator[Queue]:
+    opened = MemoryQueue(ack_wait_seconds=0.3, max_deliver=3, duplicate_window_seconds=60)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_publish_fetch_ack_in_order(queue: Queue) -> None:
+    for n in range(5):
+        assert await queue.publish(message(n))
+    assert await queue.pending() == 5
+    first = await queue.fetch(batch=3, timeout_seconds=1)
+    assert [d.message.execution_id for d in first] == ["e0", "e1", "e2"]
+    assert all(d.delivery_count == 1 for d in first)
+    assert first[0].message.payload == {"n": 0}
+    for delivery in first:
+        await delivery.ack()
+    rest = await queue.fetch(batch=10, timeout_seconds=1)
+    assert [d.message.execution_id for d in rest] == ["e3", "e4"]
+    for delivery in rest:
+        await delivery.ack()
+    assert await queue.pending() == 0
+    assert await queue.fetch(timeout_seconds=0.1) == []
+
+
+async def test_duplicates_are_dropped(queue: Queue) -> None:
+    assert await queue.publish(message(1))
+    assert not await queue.publish(message(1))
+    (delivery,) = await queue.fetch(batch=5, timeout_seconds=1)
+    await delivery.ack()
+    assert not await queue.publish(message(1))  # still within the window
+    assert await queue.fetch(timeout_seconds=0.1) == []
+
+
+async def test_one_consumer_at_a_time(queue: Queue) -> None:
+    await queue.publish(message(1))
+    results = await asyncio.gather(*(queue.fetch(timeout_seconds=0.2) for _ in range(5)))
+    assert sum(len(r) for r in results) == 1
+
+
+async def test_an_unsettled_delivery_comes_back_after_the_ack_wait(queue: Queue) -> None:
+    await queue.publish(message(1))
+    (first,) = await queue.fetch(timeout_seconds=1)
+    assert await queue.fetch(timeout_seconds=0.1) == []
+    (again,) = await queue.fetch(timeout_seconds=2)
+    assert again.message == first.message
+    assert again.delivery_count == 2
+    await first.ack()  # too late: the first delivery no longer owns it
+    assert await queue.pending() == 1
+    await again.ack()
+    assert await queue.pending() == 0
+
+
+async def test_in_progress_keeps_a_long_run(queue: Queue) -> None:
+    await queue.publish(message(1))
+    (delivery,) = await queue.fetch(timeout_seconds=1)
+    for _ in range(4):
+        await asyncio.sleep(0.15)
+        await delivery.in_progress()
+        assert await queue.fetch(timeout_seconds=0.01) == []
+    await delivery.ack()
+    assert await queue.pending() == 0
+
+
+async def test_nack_redelivers_after_a_delay(queue: Queue) -> None:
+    await queue.publish(message(1))
+    (delivery,) = await queue.fetch(timeout_seconds=1)
+    await delivery.nack(delay_seconds=0.2)
+    assert await queue.fetch(timeout_seconds=0.05) == []
+    (again,) = await queue.fetch(timeout_seconds=1)
+    assert again.delivery_count == 2
+    await again.ack()
+
+
+async def test_exhausted_deliveries_go_to_the_dead_letter(queue: Queue) -> None:
+    await queue.publish(message(1))
+    for expected in range(1, 4):
+        (delivery,) = await queue.fetch(timeout_seconds=1)
+        assert delivery.delivery_count == expected
+        await delivery.nack()
+    assert await queue.fetch(timeout_seconds=0.1) == []
+    assert [(m.execution_id, why) for m, why in await queue.dead_letters()] == [
+        ("e1", "delivered 3 times")
+    ]
+    await queue.publish(message(2))
+    (delivery,) = await queue.fetch(timeout_seconds=1)
+    await delivery.term(reason="job deleted")
+    assert ("e2", "job deleted") in [(m.execution_id, why) for m, why in await queue.dead_letters()]
+    assert await queue.pending() == 0
+
+
+async def test_fetch_wakes_up_on_publish(queue: Queue) -> None:
+    waiting = asyncio.create_task(queue.fetch(timeout_seconds=5))
+    await asyncio.sleep(0.05)
+    await queue.publish(message(1))
+    (delivery,) = await asyncio.wait_for(waiting, timeout=1)
+    assert delivery.message.execution_id == "e1"
+
+
+def test_open_queue() -> None:
+    assert isinstance(open_queue("memory://"), MemoryQueue)
+    with pytest.raises(ConfigurationError, match="unsupported queue URL"):
+        open_queue("amqp://guest:guest@localhost/")

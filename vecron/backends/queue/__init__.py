@@ -1,0 +1,18 @@
+"""The queue role: :class:`Queue` (``base.py``) and its implementations."""
+
+from __future__ import annotations
+
+from vecron.backends.queue.base import Delivery, Queue, QueueMessage
+from vecron.backends.queue.memory import MemoryQueue
+from vecron.errors import ConfigurationError
+
+__all__ = ["Delivery", "MemoryQueue", "Queue", "QueueMessage", "open_queue"]
+
+
+def open_queue(url: str) -> Queue:
+    """The queue for ``url``: ``memory://`` (NATS JetStream comes with the distributed mode)."""
+    if url.startswith("memory:"):
+        return MemoryQueue()
+    raise ConfigurationError(
+        f"unsupported queue URL {url.split('://', maxsplit=1)[0]}:// (use memory://)"
+    )
