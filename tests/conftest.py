@@ -2,21 +2,27 @@
 
 ``s3_server`` (session) is a SeaweedFS S3 server started for the session, or the one
 ``VECRON_TEST_S3_URL`` names; ``s3_url`` is a URL into it with a fresh key prefix,
-emptied after the test.
+emptied after the test. ``stores`` opens real stores, embedded (SQLite + a folder)
+and distributed (PostgreSQL + S3), for the suites above the backends.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 from minio.deleteobjects import DeleteObject
 
+from tests.backends.db_fixtures import TABLES, throwaway_pg_database
 from tests.services.seaweed import S3Server, s3_server_from_env, seaweed_s3_server, weed_binary
 from tests.support import require
+from vecron.settings import Settings
+from vecron.stores import Stores, open_stores
 
 # CI runs every property harder than a laptop does; both stay deterministic in time.
 settings.register_profile(
@@ -55,3 +61,36 @@ def s3_url(s3_server: S3Server) -> Iterator[str]:
     )
     failed = list(client.remove_objects(s3_server.bucket, names))
     assert not failed, failed
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with throwaway_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """Real stores: SQLite + a local directory, or PostgreSQL + S3 (SeaweedFS)."""
+    home = tmp_path / "home"
+    if request.param == "embedded":
+        settings = Settings(home=home, secret_key="tests")
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+        s3_url = request.getfixturevalue("s3_url")
+        settings = Settings(
+            home=home,
+            secret_key="tests",
+            database_url=database_url,
+            object_store_url=s3_url,
+        )
+    async with open_stores(settings) as opened:
+        if request.param == "distributed":
+            _empty(settings.effective_database_url)
+        yield opened
+
+
+def _empty(url: str) -> None:
+    with psycopg.connect(url) as connection:
+        for table in TABLES:
+            connection.execute(f"DELETE FROM {table}")

@@ -138,3 +138,12 @@ class StepFailed(VecronError, RuntimeError):
     def __init__(self, message: str, *, output: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.output = output
+
+
+class TriggerRefused(VecronError):
+    """A trigger was refused: the job is disabled, that trigger is off, or a run is in
+    flight and the job does not allow concurrent runs (``reason`` says which)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

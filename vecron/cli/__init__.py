@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vecron.cli import repo_commands, spec_commands
+    from vecron.cli import repo_commands, run_commands, spec_commands
 
     parser = _Parser(
         prog="vecron",
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     spec_commands.register(commands)
     repo_commands.register(commands)
+    run_commands.register(commands)
     return parser
 
 

@@ -1,0 +1,202 @@
+"""Commands on runs: trigger, runs, show."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from vecron.settings import Settings
+
+
+def register(commands: Any) -> None:
+    trigger = commands.add_parser("trigger", help="run a job now (a manual trigger)")
+    trigger.add_argument("job", metavar="JOB")
+    trigger.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the run to finish (running it in this process if no worker does)",
+    )
+    trigger.add_argument("--format", choices=("text", "json"), default="text")
+    trigger.set_defaults(handler=_trigger)
+
+    runs = commands.add_parser("runs", help="list executions, newest first")
+    runs.add_argument("job", nargs="?", metavar="JOB")
+    runs.add_argument("--status", default=None)
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--format", choices=("text", "json"), default="text")
+    runs.set_defaults(handler=_runs)
+
+    show = commands.add_parser("show", help="one execution: steps, error, context")
+    show.add_argument("execution", metavar="EXECUTION")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.set_defaults(handler=_show)
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    from vecron.backends.database import TriggerSource
+    from vecron.backends.queue import MemoryQueue
+    from vecron.runtime.steps import default_executors
+    from vecron.runtime.trigger import create_execution, load_definition
+    from vecron.runtime.worker import Worker, enqueue
+    from vecron.stores import open_stores
+
+    settings = Settings.from_env()
+
+    async def run() -> Any:
+        async with open_stores(settings) as stores:
+            job = await stores.database.get_job(args.job)
+            manual = True
+            if job.content_hash is not None:
+                definition = await load_definition(stores.objects, job.job_id, job.content_hash)
+                manual = definition.triggers.manual
+            record = await create_execution(
+                stores.database,
+                args.job,
+                trigger_source=TriggerSource.MANUAL,
+                manual_allowed=manual,
+            )
+            if not args.wait:
+                return record
+            # Run it here; the claim makes sure that a running worker and this process
+            # never both run it.
+            queue = MemoryQueue()
+            executors = default_executors()
+            worker = Worker(stores=stores, queue=queue, executors=executors, concurrency=1)
+            try:
+                await enqueue(queue, record)
+                (delivery,) = await queue.fetch(timeout_seconds=1)
+                await worker.process(delivery)
+            finally:
+                for executor in executors.values():
+                    await executor.close()
+            return await stores.database.get_execution(record.execution_id)
+
+    record = asyncio.run(run())
+    if args.format == "json":
+        print(json.dumps(_execution_json(record), indent=2, ensure_ascii=False))
+    elif not args.wait:
+        print(f"{record.execution_id} queued ({record.job_name})")
+    else:
+        print(
+            f"{record.execution_id} {record.status}" + (f": {record.error}" if record.error else "")
+        )
+    if args.wait and str(record.status) != "succeeded":
+        return 1
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from vecron.stores import open_stores
+
+    settings = Settings.from_env()
+
+    async def run() -> Any:
+        async with open_stores(settings) as stores:
+            return await stores.database.list_executions(
+                job_name=args.job, status=args.status, limit=args.limit
+            )
+
+    records = asyncio.run(run())
+    if args.format == "json":
+        print(json.dumps([_execution_json(r) for r in records], indent=2, ensure_ascii=False))
+        return 0
+    table = [("EXECUTION", "JOB", "STATUS", "TRIGGER", "QUEUED (UTC)", "DURATION", "ATTEMPT")]
+    for r in records:
+        table.append(
+            (
+                r.execution_id,
+                r.job_name,
+                str(r.status),
+                str(r.trigger_source),
+                _when(r.queued_at),
+                _duration(r.started_at, r.finished_at),
+                str(r.attempt),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from vecron.errors import ObjectNotFound
+    from vecron.stores import open_stores
+
+    settings = Settings.from_env()
+
+    async def run() -> Any:
+        async with open_stores(settings) as stores:
+            record = await stores.database.get_execution(args.execution)
+            context = None
+            if record.minio_context_path:
+                try:
+                    context = json.loads(await stores.objects.get(record.minio_context_path))
+                except ObjectNotFound:
+                    context = None
+            return record, context
+
+    record, context = asyncio.run(run())
+    if args.format == "json":
+        document = _execution_json(record)
+        document["context"] = context
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    print(f"execution  {record.execution_id}")
+    print(f"job        {record.job_name}")
+    print(f"status     {record.status}  (attempt {record.attempt}, {record.trigger_source})")
+    print(f"queued     {_when(record.queued_at)}")
+    print(f"duration   {_duration(record.started_at, record.finished_at)}")
+    if record.error:
+        print(f"error      {record.error}")
+    print(f"context    {record.minio_context_path or '-'}")
+    print("steps")
+    for step in record.step_statuses:
+        took = _duration(_parse(step.get("started_at")), _parse(step.get("completed_at")))
+        line = f"  {step['id']:<24} {step['status']:<10} {took}"
+        if step.get("error"):
+            line += f"  {step['error']}"
+        print(line)
+    if context is not None:
+        print("context.json")
+        print(json.dumps(context, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _execution_json(record: Any) -> dict[str, Any]:
+    return {
+        "execution_id": record.execution_id,
+        "job_id": record.job_id,
+        "job_name": record.job_name,
+        "status": str(record.status),
+        "trigger_source": str(record.trigger_source),
+        "attempt": record.attempt,
+        "queued_at": _iso(record.queued_at),
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+        "error": record.error,
+        "context_path": record.minio_context_path,
+        "steps": list(record.step_statuses),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def _parse(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -1,0 +1,69 @@
+"""Starting a run: one execution row, checked against the job's triggers and concurrency."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from vecron import paths
+from vecron.backends.database import Database, ExecutionRecord, ExecutionStatus, TriggerSource
+from vecron.backends.objectstore import ObjectStore
+from vecron.errors import TriggerRefused
+from vecron.spec.models import Job
+
+
+async def create_execution(
+    database: Database,
+    job_name: str,
+    *,
+    trigger_source: TriggerSource,
+    trigger_data: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    scheduled_at: datetime | None = None,
+    manual_allowed: bool = True,
+) -> ExecutionRecord:
+    """Record a new queued execution of ``job_name`` and return it.
+
+    Raises :class:`TriggerRefused` for a disabled job, a manual trigger the job turned
+    off, a job whose definition is still being written, or a run in flight when the job
+    does not allow concurrent runs. With an ``idempotency_key`` already used for this
+    job, the first execution is returned instead of a new one.
+    """
+    job = await database.get_job(job_name)
+    if not job.enabled:
+        reason = f" ({job.disabled_reason})" if job.disabled_reason else ""
+        raise TriggerRefused(f"job {job_name!r} is disabled{reason}", reason="disabled")
+    if trigger_source == TriggerSource.MANUAL and not manual_allowed:
+        raise TriggerRefused(
+            f"job {job_name!r} does not allow manual runs (triggers.manual is false)",
+            reason="trigger_off",
+        )
+    if job.content_hash is None:
+        raise TriggerRefused(
+            f"job {job_name!r} is being synced; try again in a moment", reason="syncing"
+        )
+    if not job.concurrent_execution_allowed and await database.running_executions(job.job_id):
+        raise TriggerRefused(
+            f"job {job_name!r} is already running and does not allow concurrent runs "
+            "(allow_concurrent: false)",
+            reason="concurrent",
+        )
+    record = ExecutionRecord(
+        job_id=job.job_id,
+        job_name=job.name,
+        definition_hash=job.content_hash,
+        status=ExecutionStatus.QUEUED,
+        trigger_source=trigger_source,
+        trigger_data=dict(trigger_data or {}),
+        idempotency_key=idempotency_key,
+        scheduled_at=scheduled_at,
+    )
+    return await database.create_execution(record)
+
+
+async def load_definition(objects: ObjectStore, job_id: str, content_hash: str) -> Job:
+    """The definition version ``content_hash`` of a job, from the object store."""
+    data = await objects.get(paths.definition_version_path(job_id, content_hash))
+    return Job.model_validate(json.loads(data))

@@ -1,0 +1,365 @@
+"""The worker: claims executions, runs their steps in order, records everything.
+
+For each execution it claims the row (a lease; a second claim is a no-op), loads the
+definition version the execution was created with, builds the Job Context, runs the
+steps (evaluating ``when``), writes ``context.json`` after every step and on failure,
+and records the status, timings, attempt, error and context path. A failed run with
+retries left goes back to the queue after an exponential backoff with jitter
+(5 s, 15 s, 1 min, 5 min, 30 min, then 30 min).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vecron import paths
+from vecron.backends.database import ExecutionRecord, ExecutionStatus
+from vecron.backends.queue import Delivery, Queue, QueueMessage
+from vecron.errors import (
+    ConditionEvaluationError,
+    ObjectNotFound,
+    ReferenceResolutionError,
+    StepFailed,
+)
+from vecron.runtime import context as job_context
+from vecron.runtime.steps.base import StepExecutor, StepRun
+from vecron.runtime.values import ChainedSecrets, EnvironmentSecrets, MappingSecrets, ValueResolver
+from vecron.spec.conditions import Column, Ref, evaluate, parse_condition
+from vecron.spec.models import Job
+from vecron.spec.references import resolve
+from vecron.stores import Stores
+
+log = logging.getLogger("vecron.worker")
+
+BACKOFF_SECONDS = (5, 15, 60, 300, 1800)
+LEASE_SECONDS = 60.0
+
+
+def backoff_seconds(attempt: int) -> float:
+    """The delay before retry number ``attempt`` (1-based), with +-10 % jitter."""
+    base = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
+    return base * random.uniform(0.9, 1.1)
+
+
+@dataclass(slots=True, kw_only=True)
+class RunOutcome:
+    status: ExecutionStatus
+    error: str | None = None
+    step_statuses: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class _Execution:
+    """The state of one execution while its steps run."""
+
+    record: ExecutionRecord
+    job: Job
+    context: dict[str, Any]
+    context_path: str
+    variables: Mapping[str, Any]
+    secrets: ChainedSecrets
+    secret_names: frozenset[str]
+    outcome: RunOutcome
+    log: logging.LoggerAdapter[logging.Logger]
+
+
+class Worker:
+    """Runs executions from ``queue`` with at most ``concurrency`` in flight."""
+
+    def __init__(
+        self,
+        *,
+        stores: Stores,
+        queue: Queue,
+        executors: Mapping[str, StepExecutor],
+        worker_id: str | None = None,
+        concurrency: int = 8,
+        lease_seconds: float = LEASE_SECONDS,
+        environ: Mapping[str, str] | None = None,
+        backoff: Callable[[int], float] = backoff_seconds,
+    ) -> None:
+        self.stores = stores
+        self.queue = queue
+        self.executors = executors
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self._environ = environ
+        self._backoff = backoff
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and run until ``stop`` is set; then wait for in-flight runs."""
+        while not stop.is_set():
+            await self._slots.acquire()
+            try:
+                deliveries = await self.queue.fetch(batch=1, timeout_seconds=0.5)
+            except BaseException:
+                self._slots.release()
+                raise
+            if not deliveries:
+                self._slots.release()
+                continue
+            for delivery in deliveries:
+                task = asyncio.create_task(self._process(delivery))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for every execution in flight to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _process(self, delivery: Delivery) -> None:
+        try:
+            await self.process(delivery)
+        except Exception:
+            log.exception("execution %s failed in the worker", delivery.message.execution_id)
+            await delivery.nack(delay_seconds=5)
+        finally:
+            self._slots.release()
+
+    async def process(self, delivery: Delivery) -> None:
+        """Run the execution of one delivery and settle the delivery."""
+        execution_id = delivery.message.execution_id
+        record = await self.stores.database.claim_execution(
+            execution_id, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+        )
+        if record is None:
+            current = await self.stores.database.get_execution(execution_id)
+            if current.status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
+                await delivery.nack(delay_seconds=self.lease_seconds / 4)  # another worker has it
+            else:
+                await delivery.ack()  # already finished: a duplicate delivery
+            return
+        heartbeat = asyncio.create_task(self._keep_lease(record, delivery))
+        try:
+            outcome = await self.execute(record)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        retry = outcome.status in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)
+        job = await self._job_or_none(record)
+        if retry and job is not None and record.attempt <= job.max_retries:
+            delay = self._backoff(record.attempt)
+            await self.stores.database.update_execution(
+                execution_id,
+                status=ExecutionStatus.QUEUED,
+                attempt=record.attempt + 1,
+                error=outcome.error,
+                step_statuses=outcome.step_statuses,
+                leased_until=None,
+                worker_id=None,
+            )
+            log.info("execution %s failed; retry %d in %.0f s", execution_id, record.attempt, delay)
+            await delivery.nack(delay_seconds=delay)
+            return
+        await delivery.ack()
+
+    async def execute(self, record: ExecutionRecord) -> RunOutcome:
+        """Run every step of a claimed execution and record how it ended."""
+        started = datetime.now(UTC)
+        context_path = paths.context_path(record.job_id, record.execution_id)
+        job = await self._job_or_none(record)
+        if job is None:
+            outcome = RunOutcome(
+                status=ExecutionStatus.FAILED,
+                error=f"definition version {record.definition_hash} of job "
+                f"{record.job_name!r} is missing from the object store",
+            )
+            await self._finish(record, outcome, None)
+            return outcome
+        plain, secret_values, secret_names = await self._variables(job)
+        context = job_context.initial_context(
+            job=job, job_id=record.job_id, execution=record, variables=plain, started_at=started
+        )
+        outcome = RunOutcome(status=ExecutionStatus.SUCCEEDED)
+        state = _Execution(
+            record=record,
+            job=job,
+            context=context,
+            context_path=context_path,
+            variables={**plain, **{n: secret_values[n] for n in secret_names}},
+            secrets=ChainedSecrets(
+                (MappingSecrets(secret_values), EnvironmentSecrets(self._environ))
+            ),
+            secret_names=secret_names,
+            outcome=outcome,
+            log=logging.LoggerAdapter(
+                log, {"job_id": record.job_id, "execution_id": record.execution_id}
+            ),
+        )
+        try:
+            await asyncio.wait_for(self._steps(state), timeout=job.timeout_seconds)
+        except TimeoutError:
+            outcome.status = ExecutionStatus.TIMED_OUT
+            outcome.error = f"the run took longer than timeout_seconds ({job.timeout_seconds} s)"
+        except asyncio.CancelledError:
+            outcome.status = ExecutionStatus.INTERRUPTED
+            outcome.error = "stopped by a shutdown"
+            await job_context.save(self.stores.objects, context_path, context)
+            await self._finish(record, outcome, context_path)
+            raise
+        await job_context.save(self.stores.objects, context_path, context)
+        await self._finish(record, outcome, context_path)
+        return outcome
+
+    async def _steps(self, state: _Execution) -> None:
+        job, context, outcome = state.job, state.context, state.outcome
+        adapter = state.log
+        for step in job.steps:
+            started = datetime.now(UTC)
+            values = ValueResolver(
+                context=context,
+                variables=state.variables,
+                secrets=state.secrets,
+                secret_variables=state.secret_names,
+            )
+            status, output, error = "succeeded", None, None
+            try:
+                if step.when is not None and not _holds(step.when, context):
+                    status = "skipped"
+                else:
+                    output = await self._run_step(step, state, values)
+            except StepFailed as exc:
+                status, output, error = "failed", exc.output, str(exc)
+            except (ReferenceResolutionError, ConditionEvaluationError) as exc:
+                status, error = "failed", str(exc)
+            except TimeoutError:
+                status, error = (
+                    "failed",
+                    f"the step took longer than timeout_seconds ({step.timeout_seconds} s)",
+                )
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                context["steps"][step.id] = job_context.step_entry(
+                    step_type=step.type,
+                    status="failed",
+                    started_at=started,
+                    completed_at=datetime.now(UTC),
+                    output=None,
+                    error="interrupted",
+                )
+                raise
+            except Exception as exc:  # an executor bug or an unexpected library error
+                adapter.exception("step %s failed unexpectedly", step.id)
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            finished = datetime.now(UTC)
+            output = job_context.scrub_value(output, values.scrub)
+            error = values.scrub(error) if error is not None else None
+            context["steps"][step.id] = job_context.step_entry(
+                step_type=step.type,
+                status=status,
+                started_at=started,
+                completed_at=finished,
+                output=output,
+                error=error,
+            )
+            outcome.step_statuses.append(
+                {
+                    "id": step.id,
+                    "status": status,
+                    "started_at": started.isoformat(),
+                    "completed_at": finished.isoformat(),
+                    "error": error,
+                }
+            )
+            await job_context.save(self.stores.objects, state.context_path, context)
+            await self.stores.database.update_execution(
+                state.record.execution_id, step_statuses=list(outcome.step_statuses)
+            )
+            if status == "failed" and not step.continue_on_error:
+                outcome.status = ExecutionStatus.FAILED
+                outcome.error = f"step {step.id!r} failed: {error}"
+                return
+
+    async def _run_step(self, step: Any, state: _Execution, values: ValueResolver) -> Any:
+        record = state.record
+        executor = self.executors.get(step.type)
+        if executor is None:
+            raise StepFailed(f"step type {step.type!r} is not available in this worker")
+        run = StepRun(
+            job_id=record.job_id,
+            job_name=state.job.name,
+            execution_id=record.execution_id,
+            step_id=step.id,
+            context=state.context,
+            values=values,
+            objects=self.stores.objects,
+            timeout_seconds=step.timeout_seconds,
+            log=state.log,
+        )
+        if step.timeout_seconds is None:
+            return await executor.run(step.config, run)
+        return await asyncio.wait_for(executor.run(step.config, run), timeout=step.timeout_seconds)
+
+    async def _variables(self, job: Job) -> tuple[dict[str, Any], dict[str, str], frozenset[str]]:
+        """Plain variables (globals under the job's own), secret values, secret names."""
+        stored = await self.stores.database.get_variables(decrypt=True)
+        plain: dict[str, Any] = {n: v.value for n, v in stored.items() if not v.secret}
+        secrets = {n: v.value for n, v in stored.items() if v.secret}
+        plain.update(job.variables)
+        for name in job.variables:
+            secrets.pop(name, None)
+        return plain, secrets, frozenset(secrets)
+
+    async def _job_or_none(self, record: ExecutionRecord) -> Job | None:
+        path = paths.definition_version_path(record.job_id, record.definition_hash)
+        try:
+            data = json.loads(await self.stores.objects.get(path))
+        except ObjectNotFound:
+            return None
+        return Job.model_validate(data)
+
+    async def _finish(
+        self, record: ExecutionRecord, outcome: RunOutcome, context_path: str | None
+    ) -> None:
+        await self.stores.database.finish_execution(
+            record.execution_id,
+            worker_id=self.worker_id,
+            status=outcome.status,
+            error=outcome.error,
+            step_statuses=outcome.step_statuses,
+            context_path=context_path,
+        )
+
+    async def _keep_lease(self, record: ExecutionRecord, delivery: Delivery) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            await self.stores.database.renew_lease(
+                record.execution_id, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+            )
+            await delivery.in_progress()
+
+
+def _holds(condition: str, context: Mapping[str, Any]) -> bool:
+    parsed = parse_condition(condition, mode="when")
+
+    def lookup(node: Ref | Column) -> Any:
+        if isinstance(node, Column):
+            raise ConditionEvaluationError(f"{node.name!r}: a `when` condition reads references")
+        return resolve(node.reference, context)
+
+    return evaluate(parsed, lookup)
+
+
+async def enqueue(queue: Queue, record: ExecutionRecord) -> bool:
+    """Publish ``record`` for the workers; the execution id deduplicates."""
+    return await queue.publish(
+        QueueMessage(
+            message_id=record.execution_id,
+            execution_id=record.execution_id,
+            job_id=record.job_id,
+        )
+    )
