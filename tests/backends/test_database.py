@@ -1033,3 +1033,39 @@ def test_alembic_commands_work_without_an_ini_file(tmp_path: Path) -> None:
     script = offline.output_buffer.getvalue()
     assert "CREATE TABLE job_executions" in script
     assert "uq_job_executions_job_id_idempotency_key" in script
+
+
+def test_the_schedule_queries_and_the_fire_compare_and_set(db: Harness) -> None:
+    async def body(store: SqlDatabase) -> None:
+        t0 = db.clock.now
+        soon, later = t0 + timedelta(seconds=5), t0 + timedelta(minutes=5)
+        await store.insert_jobs(
+            [
+                job(name="due", next_run_at=t0 - timedelta(seconds=1)),
+                job(name="soon", next_run_at=soon),
+                job(name="later", next_run_at=later),
+                job(name="off", next_run_at=t0 - timedelta(hours=1), enabled=False),
+                job(name="unscheduled", next_run_at=None),
+            ]
+        )
+        assert [j.name for j in await store.due_jobs(t0)] == ["due"]
+        assert [j.name for j in await store.due_jobs(soon)] == ["due", "soon"]
+        assert await store.next_due_at() == t0 - timedelta(seconds=1)
+        due = await store.get_job("due")
+        assert due.next_run_at is not None
+        # Two schedulers race for the same fire: exactly one moves it.
+        results = await asyncio.gather(
+            *(
+                store.advance_schedule(due.job_id, expected=due.next_run_at, next_run_at=later)
+                for _ in range(5)
+            )
+        )
+        assert sorted(results) == [False, False, False, False, True]
+        assert (await store.get_job("due")).next_run_at == later
+        assert await store.next_due_at() == soon
+        none = await store.get_job("unscheduled")
+        assert await store.advance_schedule(none.job_id, expected=None, next_run_at=soon)
+        assert not await store.advance_schedule(none.job_id, expected=None, next_run_at=soon)
+        assert await store.last_finished_execution(due.job_id) is None
+
+    db.run(body)

@@ -469,3 +469,28 @@ class Database(Protocol):
     async def running_executions(self, job_id: str) -> int:
         """How many executions of the job are queued or running."""
         ...
+
+    # -- the schedule ----------------------------------------------------------------------
+
+    async def due_jobs(self, now: datetime, *, limit: int = 500) -> list[JobRecord]:
+        """Enabled jobs whose ``next_run_at`` is at or before ``now``, earliest first."""
+        ...
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` of an enabled job, or None."""
+        ...
+
+    async def advance_schedule(
+        self, job_id: str, *, expected: datetime | None, next_run_at: datetime | None
+    ) -> bool:
+        """Move a job's ``next_run_at`` from ``expected`` to ``next_run_at``, atomically.
+
+        False when it no longer is ``expected`` (another scheduler fired it, or a sync
+        changed it): the caller must not fire. This compare-and-set is what makes a fire
+        happen once among any number of schedulers.
+        """
+        ...
+
+    async def last_finished_execution(self, job_id: str) -> ExecutionRecord | None:
+        """The job's most recently finished execution (for fixed-delay schedules)."""
+        ...

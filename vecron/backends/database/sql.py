@@ -774,6 +774,55 @@ class SqlDatabase:
             rows = (await connection.execute(query.limit(limit).offset(offset))).all()
         return [self._execution(row) for row in rows]
 
+    async def due_jobs(self, now: datetime, *, limit: int = 500) -> list[JobRecord]:
+        query = (
+            select(jobs)
+            .where(jobs.c.enabled.is_(True), jobs.c.next_run_at <= now)
+            .order_by(jobs.c.next_run_at)
+            .limit(limit)
+        )
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [self._job(row) for row in rows]
+
+    async def next_due_at(self) -> datetime | None:
+        query = select(func.min(jobs.c.next_run_at)).where(jobs.c.enabled.is_(True))
+        async with self._transaction(write=False) as connection:
+            value: datetime | None = (await connection.execute(query)).scalar_one_or_none()
+        return value
+
+    async def advance_schedule(
+        self, job_id: str, *, expected: datetime | None, next_run_at: datetime | None
+    ) -> bool:
+        canonical = _canonical_id(job_id)
+        if canonical is None:
+            return False
+        condition = (
+            jobs.c.next_run_at.is_(None) if expected is None else jobs.c.next_run_at == expected
+        )
+        statement = (
+            update(jobs)
+            .where(jobs.c.job_id == canonical, condition)
+            .values(next_run_at=next_run_at, updated_at=self._now())
+        )
+        async with self._transaction() as connection:
+            result = await connection.execute(statement)
+        return bool(result.rowcount == 1)
+
+    async def last_finished_execution(self, job_id: str) -> ExecutionRecord | None:
+        canonical = _canonical_id(job_id)
+        if canonical is None:
+            return None
+        query = (
+            select(job_executions)
+            .where(job_executions.c.job_id == canonical, job_executions.c.finished_at.is_not(None))
+            .order_by(job_executions.c.finished_at.desc())
+            .limit(1)
+        )
+        async with self._transaction(write=False) as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else self._execution(row)
+
     async def running_executions(self, job_id: str) -> int:
         canonical = _canonical_id(job_id)
         if canonical is None:

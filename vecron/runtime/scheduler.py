@@ -1,0 +1,249 @@
+"""The scheduler: fires every due job at its next fire time, once.
+
+The database is the schedule: each job row carries ``next_run_at``. The scheduler
+sleeps until the earliest one, then for each due job moves ``next_run_at`` to the
+following fire with a compare-and-set (only the scheduler whose update lands fires, so
+any number of schedulers fire each (job, fire time) once), creates the execution
+(``trigger_source=scheduled``, idempotency key ``scheduled:<fire time>``) and enqueues
+it. Edits, disables and deletions by a sync are rows too, so they take effect at the
+next wake-up without a restart; a sync can also wake it at once (:meth:`wake`).
+
+After downtime a job may be late by many periods: it fires at most once, as the
+``misfire`` policy says (``run_once``: one catch-up run when the missed fire is within
+``misfire_grace_seconds``; ``skip``: none), then continues from now. ``fixed_delay``
+jobs are not rescheduled at fire time but when their run completes; ``one_time`` jobs
+fire once and keep no next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from vecron.backends.database import ExecutionStatus, JobRecord, TriggerSource
+from vecron.backends.queue import Queue
+from vecron.errors import JobNotFound, ObjectNotFound, TriggerRefused
+from vecron.runtime.trigger import create_execution, load_definition
+from vecron.runtime.worker import enqueue
+from vecron.spec import schedules
+from vecron.spec.models import Job
+from vecron.stores import Stores
+
+log = logging.getLogger("vecron.scheduler")
+
+#: How often the scheduler looks at the database even when nothing is due (new jobs,
+#: edits by a sync in another process, fixed-delay runs that completed).
+REFRESH_SECONDS = 1.0
+#: How often completed fixed-delay runs are looked for (a scan of the enabled jobs).
+FIXED_DELAY_SCAN_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fired:
+    """A fire the scheduler handled: ``execution_id`` is None when it was skipped."""
+
+    job_name: str
+    fire_time: datetime
+    execution_id: str | None
+    lateness_seconds: float
+    skipped_reason: str | None = None
+
+
+class Scheduler:
+    """Fires due jobs into ``queue``. ``clock`` gives aware UTC datetimes (tests pass one)."""
+
+    def __init__(
+        self,
+        *,
+        stores: Stores,
+        queue: Queue,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refresh_seconds: float = REFRESH_SECONDS,
+        on_fire: Callable[[Fired], None] | None = None,
+    ) -> None:
+        self.stores = stores
+        self.queue = queue
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self.on_fire = on_fire
+        self._wake = asyncio.Event()
+        self._definitions: dict[tuple[str, str], Job] = {}
+        self._last_scan: datetime | None = None
+
+    def wake(self) -> None:
+        """Look at the database now (a sync changed jobs)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick()
+                await self._reschedule_fixed_delay()
+                sleep = await self._sleep_seconds()
+            except (OSError, ConnectionError) as exc:
+                log.error("scheduler: %s", exc)
+                sleep = self.refresh_seconds
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waiters, timeout=sleep, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def tick(self) -> list[Fired]:
+        """Fire every job that is due now; returns what happened to each."""
+        fired: list[Fired] = []
+        now = self.clock()
+        for job in await self.stores.database.due_jobs(now):
+            result = await self._fire(job, now)
+            if result is not None:
+                fired.append(result)
+                if self.on_fire is not None:
+                    self.on_fire(result)
+        return fired
+
+    async def _sleep_seconds(self) -> float:
+        due = await self.stores.database.next_due_at()
+        if due is None:
+            return self.refresh_seconds
+        return max(0.0, min((due - self.clock()).total_seconds(), self.refresh_seconds))
+
+    async def _definition(self, job: JobRecord) -> Job | None:
+        if job.content_hash is None:
+            return None
+        key = (job.job_id, job.content_hash)
+        if key not in self._definitions:
+            try:
+                self._definitions[key] = await load_definition(
+                    self.stores.objects, job.job_id, job.content_hash
+                )
+            except ObjectNotFound:
+                return None
+        return self._definitions[key]
+
+    async def _fire(self, job: JobRecord, now: datetime) -> Fired | None:
+        database = self.stores.database
+        fire_time = job.next_run_at
+        assert fire_time is not None
+        definition = await self._definition(job)
+        if definition is None or definition.schedule is None or not definition.scheduled:
+            await database.advance_schedule(job.job_id, expected=fire_time, next_run_at=None)
+            return None
+        schedule = definition.schedule
+        following = self._following(definition, fire_time, now, job)
+        if not await database.advance_schedule(
+            job.job_id, expected=fire_time, next_run_at=following
+        ):
+            return None  # another scheduler fired it, or a sync moved it
+        lateness = (now - fire_time).total_seconds()
+        if lateness > schedule.misfire_grace_seconds or (
+            schedule.misfire == "skip" and lateness > self.refresh_seconds + 1
+        ):
+            log.warning(
+                "job %s missed its fire at %s by %.0f s: %s",
+                job.name,
+                fire_time.isoformat(),
+                lateness,
+                "skipped (misfire: skip)" if schedule.misfire == "skip" else "outside the grace",
+            )
+            return Fired(
+                job_name=job.name,
+                fire_time=fire_time,
+                execution_id=None,
+                lateness_seconds=lateness,
+                skipped_reason="misfire",
+            )
+        try:
+            record = await create_execution(
+                database,
+                job.name,
+                trigger_source=TriggerSource.SCHEDULED,
+                idempotency_key=f"scheduled:{fire_time.isoformat()}",
+                scheduled_at=fire_time,
+            )
+        except TriggerRefused as refused:
+            if refused.reason != "concurrent":
+                return None
+            return await self._skipped(job, fire_time, lateness, str(refused))
+        except JobNotFound:
+            return None
+        await enqueue(self.queue, record)
+        return Fired(
+            job_name=job.name,
+            fire_time=fire_time,
+            execution_id=record.execution_id,
+            lateness_seconds=lateness,
+        )
+
+    async def _skipped(
+        self, job: JobRecord, fire_time: datetime, lateness: float, reason: str
+    ) -> Fired:
+        """A fire refused by concurrency is recorded as a ``skipped`` execution."""
+        from vecron.backends.database import ExecutionRecord
+
+        record = await self.stores.database.create_execution(
+            ExecutionRecord(
+                job_id=job.job_id,
+                job_name=job.name,
+                definition_hash=job.content_hash or "",
+                status=ExecutionStatus.SKIPPED,
+                trigger_source=TriggerSource.SCHEDULED,
+                idempotency_key=f"scheduled:{fire_time.isoformat()}",
+                scheduled_at=fire_time,
+                finished_at=self.clock(),
+                error=reason,
+            )
+        )
+        log.info("job %s: scheduled fire skipped: %s", job.name, reason)
+        return Fired(
+            job_name=job.name,
+            fire_time=fire_time,
+            execution_id=record.execution_id,
+            lateness_seconds=lateness,
+            skipped_reason="concurrent",
+        )
+
+    def _following(
+        self, definition: Job, fire_time: datetime, now: datetime, job: JobRecord
+    ) -> datetime | None:
+        schedule = definition.schedule
+        assert schedule is not None
+        if schedule.type in ("one_time", "fixed_delay"):
+            return None  # fixed delay: set when the run completes
+        # From the later of the fire time and now: a scheduler that was down does not
+        # fire every missed period, it continues from now.
+        after = max(fire_time, now - timedelta(microseconds=1))
+        return schedules.next_fire(schedule, after=after, anchor=job.created_at)
+
+    async def _reschedule_fixed_delay(self, *, force: bool = False) -> None:
+        """Give completed fixed-delay jobs their next fire: completion + interval."""
+        now = self.clock()
+        recent = self._last_scan is not None and (
+            (now - self._last_scan).total_seconds() < FIXED_DELAY_SCAN_SECONDS
+        )
+        if recent and not force:
+            return
+        self._last_scan = now
+        database = self.stores.database
+        for job in await database.list_jobs(include_disabled=False):
+            if job.schedule_type != "fixed_delay" or job.next_run_at is not None:
+                continue
+            if await database.running_executions(job.job_id):
+                continue
+            definition = await self._definition(job)
+            if definition is None or definition.schedule is None or not definition.scheduled:
+                continue
+            last = await database.last_finished_execution(job.job_id)
+            if last is None or last.finished_at is None:
+                continue
+            following = schedules.next_fire(
+                definition.schedule,
+                after=self.clock(),
+                anchor=job.created_at,
+                last_completed_at=last.finished_at,
+            )
+            with contextlib.suppress(JobNotFound):
+                await database.advance_schedule(job.job_id, expected=None, next_run_at=following)
