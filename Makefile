@@ -15,11 +15,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Run vecron on the embedded default with the example job repository.
+## Run vecron on the embedded default with the example job repository (Ctrl-C stops it).
 run: $(STAMP)
 	$(BIN)/vecron validate jobs-example
-	$(BIN)/vecron sync --repo jobs-example
-	$(BIN)/vecron jobs
+	$(BIN)/vecron up jobs-example
 
 ## Start what the tests need, then run the whole suite.
 test: $(STAMP)

@@ -469,3 +469,13 @@ async def test_a_git_branch_is_the_desired_state(stores: Stores, tmp_path: Path)
 
 def replace_ref(src: GitSource, ref: str) -> GitSource:
     return GitSource(src.url, ref=ref, path=src.path or None, cache_dir=src.cache_dir)
+
+
+async def test_a_cli_override_is_not_a_pending_change(stores: Stores, tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, {"jobs/a.yaml": job("a"), "variables.yaml": "API: repo\n"})
+    src = source(repo, tmp_path)
+    await sync_once(src, stores, SyncOptions())
+    await stores.database.set_variable("API", "mine", secret=False, source="cli")
+    plan = await build_plan(src.snapshot(), database=stores.database, objects=stores.objects)
+    assert plan.variables is None
+    assert not plan.has_changes

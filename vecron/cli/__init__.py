@@ -27,7 +27,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vecron.cli import repo_commands, run_commands, spec_commands
+    from vecron.cli import (
+        repo_commands,
+        run_commands,
+        spec_commands,
+        up_commands,
+        vars_commands,
+    )
 
     parser = _Parser(
         prog="vecron",
@@ -39,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     spec_commands.register(commands)
     repo_commands.register(commands)
     run_commands.register(commands)
+    up_commands.register(commands)
+    vars_commands.register(commands)
     return parser
 
 

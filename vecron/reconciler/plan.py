@@ -380,12 +380,11 @@ async def _file_changes(
 async def _variables_change(
     database: Database, variables: Mapping[str, Any]
 ) -> VariablesChange | None:
-    values = {name: _as_text(value) for name, value in variables.items()}
-    live = {
-        name: record
-        for name, record in (await database.get_variables(decrypt=False)).items()
-        if record.source == VariableSource.REPO
-    }
+    stored = await database.get_variables(decrypt=False)
+    # A name set with `vecron vars` wins over the repository's: not a pending change.
+    overridden = {name for name, record in stored.items() if record.source != VariableSource.REPO}
+    values = {name: _as_text(value) for name, value in variables.items() if name not in overridden}
+    live = {name: record for name, record in stored.items() if record.source == VariableSource.REPO}
     added = tuple(sorted(n for n in values if n not in live))
     changed = tuple(sorted(n for n in values if n in live and live[n].value != values[n]))
     removed = tuple(sorted(n for n in live if n not in values))

@@ -26,11 +26,13 @@ from vecron.backends.database import ExecutionRecord, ExecutionStatus
 from vecron.backends.queue import Delivery, Queue, QueueMessage
 from vecron.errors import (
     ConditionEvaluationError,
+    ConfigurationError,
     ObjectNotFound,
     ReferenceResolutionError,
     StepFailed,
 )
 from vecron.runtime import context as job_context
+from vecron.runtime.metrics import Metrics
 from vecron.runtime.steps.base import StepExecutor, StepRun
 from vecron.runtime.values import ChainedSecrets, EnvironmentSecrets, MappingSecrets, ValueResolver
 from vecron.spec.conditions import Column, Ref, evaluate, parse_condition
@@ -86,6 +88,8 @@ class Worker:
         lease_seconds: float = LEASE_SECONDS,
         environ: Mapping[str, str] | None = None,
         backoff: Callable[[int], float] = backoff_seconds,
+        metrics: Metrics | None = None,
+        on_settled: Callable[[str], None] | None = None,
     ) -> None:
         self.stores = stores
         self.queue = queue
@@ -95,6 +99,8 @@ class Worker:
         self.lease_seconds = lease_seconds
         self._environ = environ
         self._backoff = backoff
+        self._metrics = metrics
+        self._on_settled = on_settled
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -121,6 +127,12 @@ class Worker:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def interrupt(self) -> None:
+        """Cancel every execution in flight (recorded as interrupted) and wait for them."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
+
     async def _process(self, delivery: Delivery) -> None:
         try:
             await self.process(delivery)
@@ -129,6 +141,8 @@ class Worker:
             await delivery.nack(delay_seconds=5)
         finally:
             self._slots.release()
+            if self._on_settled is not None:
+                self._on_settled(delivery.message.execution_id)
 
     async def process(self, delivery: Delivery) -> None:
         """Run the execution of one delivery and settle the delivery."""
@@ -181,7 +195,12 @@ class Worker:
             )
             await self._finish(record, outcome, None)
             return outcome
-        plain, secret_values, secret_names = await self._variables(job)
+        try:
+            plain, secret_values, secret_names = await self._variables(job)
+        except ConfigurationError as exc:
+            outcome = RunOutcome(status=ExecutionStatus.FAILED, error=str(exc))
+            await self._finish(record, outcome, None)
+            return outcome
         context = job_context.initial_context(
             job=job, job_id=record.job_id, execution=record, variables=plain, started_at=started
         )
@@ -325,6 +344,14 @@ class Worker:
     async def _finish(
         self, record: ExecutionRecord, outcome: RunOutcome, context_path: str | None
     ) -> None:
+        if self._metrics is not None:
+            if outcome.status == ExecutionStatus.SUCCEEDED:
+                self._metrics.job_success.labels(record.job_name).inc()
+            else:
+                self._metrics.job_failed.labels(record.job_name, str(outcome.status)).inc()
+            if record.started_at is not None:
+                took = (datetime.now(UTC) - record.started_at).total_seconds()
+                self._metrics.job_duration.labels(record.job_name).observe(took)
         await self.stores.database.finish_execution(
             record.execution_id,
             worker_id=self.worker_id,

@@ -270,7 +270,7 @@ class DatabaseStepExecutor:
         if not isinstance(config, DatabaseConfig):
             config = DatabaseConfig.model_validate(config)
         url = target_url(run.values.render_text(config.connection_string), config.database_type)
-        _require_file(url)
+        url = _require_file(url)
         try:
             target = await self._target(url)
         except StepFailed as exc:
@@ -430,12 +430,21 @@ def _connect_mysql(dialect: Dialect, _record: Any, args: list[Any], kwargs: dict
     return connection
 
 
-def _require_file(url: URL) -> None:
-    """A SQLite database must exist: sqlite3 would create an empty one for a typo."""
+def _require_file(url: URL) -> URL:
+    """A SQLite database must exist (sqlite3 would create an empty one for a typo),
+    unless the URL says ``?create=true``: then it and its folder are created."""
     if url.get_backend_name() != "sqlite" or url.query.get("uri"):
-        return
-    if not os.path.exists(os.path.abspath(url.database or "")):
-        raise StepFailed(f"cannot connect to {describe_target(url)}: the file does not exist")
+        return url
+    path = os.path.abspath(url.database or "")
+    if url.query.get("create") in ("true", "1", "yes"):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return url.difference_update_query(["create"])
+    if not os.path.exists(path):
+        raise StepFailed(
+            f"cannot connect to {describe_target(url)}: the file does not exist "
+            "(add ?create=true to the URL to create it)"
+        )
+    return url
 
 
 def _statement(

@@ -1,0 +1,93 @@
+"""``vecron up`` (everything in one process) and the roles one by one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from vecron.settings import Settings
+
+ROLES = {
+    "up": frozenset({"reconcile", "schedule", "work", "serve"}),
+    "scheduler": frozenset({"schedule"}),
+    "worker": frozenset({"work"}),
+    "serve": frozenset({"serve"}),
+}
+
+
+def register(commands: Any) -> None:
+    up = commands.add_parser(
+        "up",
+        help="run everything in one process: sync (watching), scheduler, workers, API",
+        description="Run vecron in one process on the backends the settings name "
+        "(embedded by default: SQLite and a folder under ./.vecron/).",
+    )
+    up.add_argument("repo", nargs="?", default=None, metavar="REPO", help="default: .")
+    up.add_argument("--ref", default=None, help="branch, tag or commit (Git)")
+    up.add_argument("--path", default=None, help="the job repository's folder inside it")
+    up.add_argument("--sync-interval", default="30s", metavar="DURATION")
+    _common(up)
+    up.set_defaults(handler=_up, roles=ROLES["up"])
+    for role, text in (
+        ("scheduler", "fire due jobs into the queue (a distributed role)"),
+        ("worker", "run queued executions (a distributed role)"),
+        ("serve", "serve the HTTP API (a distributed role)"),
+    ):
+        parser = commands.add_parser(role, help=text)
+        _common(parser)
+        parser.set_defaults(handler=_up, roles=ROLES[role], repo=None, ref=None, path=None)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=8, help="runs in flight at once")
+    parser.add_argument("--grace", default="30s", metavar="DURATION", help="shutdown grace")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+
+
+def _up(args: argparse.Namespace) -> int:
+    from vecron.reconciler.sources import open_source
+    from vecron.runtime.up import UpOptions, run_up
+    from vecron.spec.schedules import parse_duration
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    settings = Settings.from_env()
+    source = None
+    if "reconcile" in args.roles:
+        source = open_source(
+            args.repo or settings.repo or ".",
+            ref=args.ref or settings.repo_ref,
+            path=args.path or settings.repo_path,
+            cache_dir=settings.home / "git",
+        )
+    options = UpOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        sync_interval_seconds=parse_duration(getattr(args, "sync_interval", "30s")),
+        grace_seconds=parse_duration(args.grace),
+        roles=args.roles,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_up(settings, source, options, stop=stop, announce=_say)
+
+    asyncio.run(main())
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
