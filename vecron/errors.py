@@ -147,3 +147,11 @@ class TriggerRefused(VecronError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class RunInFlight(VecronError):
+    """A run of the job is queued or running, and the new one must not start beside it."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__(f"job {job!r} is already running and does not allow concurrent runs")
+        self.job = job

@@ -43,7 +43,13 @@ from vecron.backends.database import (
 from vecron.backends.database.migrations import current
 from vecron.backends.database.tables import VERSION_TABLE, metadata
 from vecron.crypto import WRONG_KEY_MESSAGE, SecretBox
-from vecron.errors import BackendUnavailable, ConfigurationError, ExecutionNotFound, JobNotFound
+from vecron.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    ExecutionNotFound,
+    JobNotFound,
+    RunInFlight,
+)
 
 __all__ = ["database_template", "db"]  # fixtures, imported for pytest
 
@@ -1067,5 +1073,39 @@ def test_the_schedule_queries_and_the_fire_compare_and_set(db: Harness) -> None:
         assert await store.advance_schedule(none.job_id, expected=None, next_run_at=soon)
         assert not await store.advance_schedule(none.job_id, expected=None, next_run_at=soon)
         assert await store.last_finished_execution(due.job_id) is None
+
+    db.run(body)
+
+
+def test_exclusive_creates_admit_one_run_in_flight(db: Harness) -> None:
+    async def body(store: SqlDatabase) -> None:
+        record = job(name="solo")
+        await store.insert_job(record)
+
+        async def attempt(n: int) -> str:
+            try:
+                created = await store.create_execution(
+                    execution(record, idempotency_key=None), exclusive=True
+                )
+            except RunInFlight:
+                return "refused"
+            return created.execution_id
+
+        results = await asyncio.gather(*(attempt(n) for n in range(10)))
+        assert results.count("refused") == 9
+        winner = next(r for r in results if r != "refused")
+        # A redelivery of the same keyed request is not a second run.
+        keyed = await store.create_execution(
+            execution(record, idempotency_key="k"), exclusive=False
+        )
+        again = await store.create_execution(execution(record, idempotency_key="k"), exclusive=True)
+        assert again.execution_id == keyed.execution_id
+        await store.claim_execution(winner, worker_id="w", lease_seconds=60)
+        await store.finish_execution(winner, worker_id="w", status="succeeded", error=None)
+        await store.claim_execution(keyed.execution_id, worker_id="w", lease_seconds=60)
+        await store.finish_execution(
+            keyed.execution_id, worker_id="w", status="succeeded", error=None
+        )
+        assert await store.create_execution(execution(record), exclusive=True)
 
     db.run(body)

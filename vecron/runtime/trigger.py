@@ -10,7 +10,7 @@ from typing import Any
 from vecron import paths
 from vecron.backends.database import Database, ExecutionRecord, ExecutionStatus, TriggerSource
 from vecron.backends.objectstore import ObjectStore
-from vecron.errors import TriggerRefused
+from vecron.errors import RunInFlight, TriggerRefused
 from vecron.spec.models import Job
 
 
@@ -44,12 +44,6 @@ async def create_execution(
         raise TriggerRefused(
             f"job {job_name!r} is being synced; try again in a moment", reason="syncing"
         )
-    if not job.concurrent_execution_allowed and await database.running_executions(job.job_id):
-        raise TriggerRefused(
-            f"job {job_name!r} is already running and does not allow concurrent runs "
-            "(allow_concurrent: false)",
-            reason="concurrent",
-        )
     record = ExecutionRecord(
         job_id=job.job_id,
         job_name=job.name,
@@ -60,7 +54,17 @@ async def create_execution(
         idempotency_key=idempotency_key,
         scheduled_at=scheduled_at,
     )
-    return await database.create_execution(record)
+    try:
+        # Atomic: the check for a run in flight and the insert are one transaction.
+        return await database.create_execution(
+            record, exclusive=not job.concurrent_execution_allowed
+        )
+    except RunInFlight:
+        raise TriggerRefused(
+            f"job {job_name!r} is already running and does not allow concurrent runs "
+            "(allow_concurrent: false)",
+            reason="concurrent",
+        ) from None
 
 
 async def load_definition(objects: ObjectStore, job_id: str, content_hash: str) -> Job:

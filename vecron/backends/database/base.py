@@ -394,12 +394,18 @@ class Database(Protocol):
 
     # -- executions ----------------------------------------------------------------------
 
-    async def create_execution(self, record: ExecutionRecord) -> ExecutionRecord:
+    async def create_execution(
+        self, record: ExecutionRecord, *, exclusive: bool = False
+    ) -> ExecutionRecord:
         """Store a new execution and return it as stored.
 
         With an ``idempotency_key``, when the job already has an execution with that
         key, nothing is written and the existing execution is returned (race-safe).
         Keys are scoped to the job. An execution id that is taken: AlreadyExists.
+        With ``exclusive``, a queued or running execution of the same job (other than
+        the one with this idempotency key) refuses the insert with
+        :class:`~vecron.errors.RunInFlight`; the check and the insert are atomic, so of
+        concurrent exclusive creates at most one succeeds.
         """
         ...
 

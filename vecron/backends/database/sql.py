@@ -78,6 +78,7 @@ from vecron.errors import (
     ConfigurationError,
     ExecutionNotFound,
     JobNotFound,
+    RunInFlight,
     SyncNotFound,
 )
 
@@ -570,7 +571,9 @@ class SqlDatabase:
             values["trigger_source"] = TriggerSource(values["trigger_source"]).value
         return values
 
-    async def create_execution(self, record: ExecutionRecord) -> ExecutionRecord:
+    async def create_execution(
+        self, record: ExecutionRecord, *, exclusive: bool = False
+    ) -> ExecutionRecord:
         values = self._execution_values(
             {name: getattr(record, name) for name in _EXECUTION_COLUMNS}
         )
@@ -583,6 +586,8 @@ class SqlDatabase:
             )
         try:
             async with self._transaction() as connection:
+                if exclusive:
+                    await self._refuse_if_active(connection, values["job_id"], record)
                 row = (await connection.execute(statement.returning(*job_executions.c))).first()
                 if row is None:  # the key is taken: the first execution wins
                     existing = select(job_executions).where(
@@ -595,6 +600,29 @@ class SqlDatabase:
                 raise AlreadyExists("execution id", values["execution_id"]) from None
             raise
         return self._execution(row)
+
+    async def _refuse_if_active(
+        self, connection: AsyncConnection, job_id: str, record: ExecutionRecord
+    ) -> None:
+        # Serialise the check and the insert per job: PostgreSQL locks the job's row;
+        # SQLite's write transactions (BEGIN IMMEDIATE) are serial already.
+        if self._dialect == "postgresql":
+            await connection.execute(
+                select(jobs.c.job_id).where(jobs.c.job_id == job_id).with_for_update()
+            )
+        if record.idempotency_key is not None:
+            same = select(job_executions.c.execution_id).where(
+                job_executions.c.job_id == job_id,
+                job_executions.c.idempotency_key == record.idempotency_key,
+            )
+            if (await connection.execute(same)).first() is not None:
+                return  # a redelivery: the insert returns the first execution
+        active = select(job_executions.c.execution_id).where(
+            job_executions.c.job_id == job_id,
+            job_executions.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+        if (await connection.execute(active.limit(1))).first() is not None:
+            raise RunInFlight(record.job_name)
 
     def _claimable(self, execution_id: str, now: datetime) -> ColumnElement[bool]:
         return and_(
