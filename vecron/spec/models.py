@@ -174,30 +174,26 @@ class CronSchedule(_ScheduleBase):
         return value
 
 
-class FixedRateSchedule(_ScheduleBase):
+class _IntervalSchedule(_ScheduleBase):
+    interval: Duration
+
+    @field_validator("interval")
+    @classmethod
+    def _in_range(cls, value: float | str) -> float | str:
+        schedules.interval_seconds(value)
+        return value
+
+
+class FixedRateSchedule(_IntervalSchedule):
     """Fires every `interval`, counted from the schedule's start."""
 
     type: Literal["fixed_rate"]
-    interval: Duration
-
-    @field_validator("interval")
-    @classmethod
-    def _positive(cls, value: float | str) -> float | str:
-        schedules.interval_seconds(value)
-        return value
 
 
-class FixedDelaySchedule(_ScheduleBase):
+class FixedDelaySchedule(_IntervalSchedule):
     """Fires `interval` after the previous run completed."""
 
     type: Literal["fixed_delay"]
-    interval: Duration
-
-    @field_validator("interval")
-    @classmethod
-    def _positive(cls, value: float | str) -> float | str:
-        schedules.interval_seconds(value)
-        return value
 
 
 class OneTimeSchedule(_ScheduleBase):
