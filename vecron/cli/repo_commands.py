@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from vecron.cli.up_commands import add_log_options
 from vecron.settings import Settings
 
 EXIT_NO_CHANGES = 0
@@ -39,6 +40,7 @@ def register(commands: Any) -> None:
     reconcile.add_argument(
         "--interval", default="30s", metavar="DURATION", help="time between syncs (30s)"
     )
+    add_log_options(reconcile)
     reconcile.set_defaults(handler=_reconcile)
 
     jobs = commands.add_parser("jobs", help="list the live jobs")
@@ -137,10 +139,12 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from vecron.logs import configure_logging
     from vecron.reconciler.sync import reconcile
     from vecron.spec.schedules import interval_seconds
     from vecron.stores import open_stores
 
+    configure_logging(level=args.log_level, fmt=args.log_format)
     settings, source = _settings_and_source(args)
     every = interval_seconds(args.interval)
 

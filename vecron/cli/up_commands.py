@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
-import sys
 from typing import Any
 
 from vecron.settings import Settings
@@ -47,19 +45,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=8, help="runs in flight at once")
     parser.add_argument("--grace", default="30s", metavar="DURATION", help="shutdown grace")
+    add_log_options(parser)
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``, for every command that runs for a while."""
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text lines, or one JSON object per line (on stderr)",
+    )
 
 
 def _up(args: argparse.Namespace) -> int:
+    from vecron.logs import configure_logging
     from vecron.reconciler.sources import open_source
     from vecron.runtime.up import UpOptions, run_up
     from vecron.spec.schedules import parse_duration
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(level=args.log_level, fmt=args.log_format)
     settings = Settings.from_env()
     source = None
     if "reconcile" in args.roles:

@@ -145,6 +145,7 @@ async def run_up(
                 host=options.host,
                 port=options.port,
                 log_level="warning",
+                log_config=None,
                 lifespan="off",
             )
         )

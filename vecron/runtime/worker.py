@@ -31,6 +31,7 @@ from vecron.errors import (
     ReferenceResolutionError,
     StepFailed,
 )
+from vecron.logs import log_context, register_secrets
 from vecron.runtime import context as job_context
 from vecron.runtime.metrics import Metrics
 from vecron.runtime.steps.base import StepExecutor, StepRun
@@ -134,15 +135,17 @@ class Worker:
         await self.drain()
 
     async def _process(self, delivery: Delivery) -> None:
-        try:
-            await self.process(delivery)
-        except Exception:
-            log.exception("execution %s failed in the worker", delivery.message.execution_id)
-            await delivery.nack(delay_seconds=5)
-        finally:
-            self._slots.release()
-            if self._on_settled is not None:
-                self._on_settled(delivery.message.execution_id)
+        message = delivery.message
+        with log_context(job_id=message.job_id, execution_id=message.execution_id):
+            try:
+                await self.process(delivery)
+            except Exception:
+                log.exception("execution %s failed in the worker", message.execution_id)
+                await delivery.nack(delay_seconds=5)
+            finally:
+                self._slots.release()
+                if self._on_settled is not None:
+                    self._on_settled(message.execution_id)
 
     async def process(self, delivery: Delivery) -> None:
         """Run the execution of one delivery and settle the delivery."""
@@ -184,6 +187,12 @@ class Worker:
 
     async def execute(self, record: ExecutionRecord) -> RunOutcome:
         """Run every step of a claimed execution and record how it ended."""
+        with log_context(
+            job_id=record.job_id, job_name=record.job_name, execution_id=record.execution_id
+        ):
+            return await self._execute(record)
+
+    async def _execute(self, record: ExecutionRecord) -> RunOutcome:
         started = datetime.now(UTC)
         context_path = paths.context_path(record.job_id, record.execution_id)
         job = await self._job_or_none(record)
@@ -239,69 +248,79 @@ class Worker:
         job, context, outcome = state.job, state.context, state.outcome
         adapter = state.log
         for step in job.steps:
-            started = datetime.now(UTC)
-            values = ValueResolver(
-                context=context,
-                variables=state.variables,
-                secrets=state.secrets,
-                secret_variables=state.secret_names,
-            )
-            status, output, error = "succeeded", None, None
-            try:
-                if step.when is not None and not _holds(step.when, context):
-                    status = "skipped"
-                else:
-                    output = await self._run_step(step, state, values)
-            except StepFailed as exc:
-                status, output, error = "failed", exc.output, str(exc)
-            except (ReferenceResolutionError, ConditionEvaluationError) as exc:
-                status, error = "failed", str(exc)
-            except TimeoutError:
-                status, error = (
-                    "failed",
-                    f"the step took longer than timeout_seconds ({step.timeout_seconds} s)",
+            with log_context(step_id=step.id):
+                started = datetime.now(UTC)
+                values = ValueResolver(
+                    context=context,
+                    variables=state.variables,
+                    secrets=state.secrets,
+                    secret_variables=state.secret_names,
                 )
-            except (asyncio.CancelledError, KeyboardInterrupt):
+                status, output, error = "succeeded", None, None
+                try:
+                    if step.when is not None and not _holds(step.when, context):
+                        status = "skipped"
+                    else:
+                        output = await self._run_step(step, state, values)
+                except StepFailed as exc:
+                    status, output, error = "failed", exc.output, str(exc)
+                except (ReferenceResolutionError, ConditionEvaluationError) as exc:
+                    status, error = "failed", str(exc)
+                except TimeoutError:
+                    status, error = (
+                        "failed",
+                        f"the step took longer than timeout_seconds ({step.timeout_seconds} s)",
+                    )
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    context["steps"][step.id] = job_context.step_entry(
+                        step_type=step.type,
+                        status="failed",
+                        started_at=started,
+                        completed_at=datetime.now(UTC),
+                        output=None,
+                        error="interrupted",
+                    )
+                    raise
+                except Exception as exc:  # an executor bug or an unexpected library error
+                    adapter.exception("step %s failed unexpectedly", step.id)
+                    status, error = "failed", f"{type(exc).__name__}: {exc}"
+                finished = datetime.now(UTC)
+                output = job_context.scrub_value(output, values.scrub)
+                error = values.scrub(error) if error is not None else None
+                register_secrets(values.secrets_used)  # masked in the run's later lines too
+                took = (finished - started).total_seconds()
+                log.info(
+                    "step finished: %s in %.3f s%s",
+                    status,
+                    took,
+                    f": {error}" if error else "",
+                    extra={"status": status, "duration_seconds": round(took, 3), "error": error},
+                )
                 context["steps"][step.id] = job_context.step_entry(
                     step_type=step.type,
-                    status="failed",
+                    status=status,
                     started_at=started,
-                    completed_at=datetime.now(UTC),
-                    output=None,
-                    error="interrupted",
+                    completed_at=finished,
+                    output=output,
+                    error=error,
                 )
-                raise
-            except Exception as exc:  # an executor bug or an unexpected library error
-                adapter.exception("step %s failed unexpectedly", step.id)
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
-            finished = datetime.now(UTC)
-            output = job_context.scrub_value(output, values.scrub)
-            error = values.scrub(error) if error is not None else None
-            context["steps"][step.id] = job_context.step_entry(
-                step_type=step.type,
-                status=status,
-                started_at=started,
-                completed_at=finished,
-                output=output,
-                error=error,
-            )
-            outcome.step_statuses.append(
-                {
-                    "id": step.id,
-                    "status": status,
-                    "started_at": started.isoformat(),
-                    "completed_at": finished.isoformat(),
-                    "error": error,
-                }
-            )
-            await job_context.save(self.stores.objects, state.context_path, context)
-            await self.stores.database.update_execution(
-                state.record.execution_id, step_statuses=list(outcome.step_statuses)
-            )
-            if status == "failed" and not step.continue_on_error:
-                outcome.status = ExecutionStatus.FAILED
-                outcome.error = f"step {step.id!r} failed: {error}"
-                return
+                outcome.step_statuses.append(
+                    {
+                        "id": step.id,
+                        "status": status,
+                        "started_at": started.isoformat(),
+                        "completed_at": finished.isoformat(),
+                        "error": error,
+                    }
+                )
+                await job_context.save(self.stores.objects, state.context_path, context)
+                await self.stores.database.update_execution(
+                    state.record.execution_id, step_statuses=list(outcome.step_statuses)
+                )
+                if status == "failed" and not step.continue_on_error:
+                    outcome.status = ExecutionStatus.FAILED
+                    outcome.error = f"step {step.id!r} failed: {error}"
+                    return
 
     async def _run_step(self, step: Any, state: _Execution, values: ValueResolver) -> Any:
         record = state.record
