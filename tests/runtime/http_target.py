@@ -334,7 +334,9 @@ def _basic_credentials(request: Request, *, form_encoded: bool = False) -> tuple
 @contextlib.contextmanager
 def serve_http_target(*, tls: bool = False) -> Iterator[HttpTarget]:
     """Run the target app on a free loopback port until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) on accepted
+    # connections of a socket that says so, and every reply would wait for an ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOOPBACK, 0))
     port = sock.getsockname()[1]

@@ -159,7 +159,7 @@ class Scheduler:
         try:
             record = await create_execution(
                 database,
-                job.name,
+                job,
                 trigger_source=TriggerSource.SCHEDULED,
                 idempotency_key=f"scheduled:{fire_time.isoformat()}",
                 scheduled_at=fire_time,
@@ -171,11 +171,13 @@ class Scheduler:
         except JobNotFound:
             return None
         await enqueue(self.queue, record)
+        # Measured at the hand-off to the queue, not at the start of the tick.
+        handed_off = (self.clock() - fire_time).total_seconds()
         return Fired(
             job_name=job.name,
             fire_time=fire_time,
             execution_id=record.execution_id,
-            lateness_seconds=lateness,
+            lateness_seconds=handed_off,
         )
 
     async def _skipped(
@@ -228,9 +230,7 @@ class Scheduler:
             return
         self._last_scan = now
         database = self.stores.database
-        for job in await database.list_jobs(include_disabled=False):
-            if job.schedule_type != "fixed_delay" or job.next_run_at is not None:
-                continue
+        for job in await database.jobs_awaiting_delay():
             if await database.running_executions(job.job_id):
                 continue
             definition = await self._definition(job)

@@ -8,7 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from vecron import paths
-from vecron.backends.database import Database, ExecutionRecord, ExecutionStatus, TriggerSource
+from vecron.backends.database import (
+    Database,
+    ExecutionRecord,
+    ExecutionStatus,
+    JobRecord,
+    TriggerSource,
+)
 from vecron.backends.objectstore import ObjectStore
 from vecron.errors import RunInFlight, TriggerRefused
 from vecron.spec.models import Job
@@ -16,7 +22,7 @@ from vecron.spec.models import Job
 
 async def create_execution(
     database: Database,
-    job_name: str,
+    job_name: str | JobRecord,
     *,
     trigger_source: TriggerSource,
     trigger_data: Mapping[str, Any] | None = None,
@@ -31,7 +37,8 @@ async def create_execution(
     does not allow concurrent runs. With an ``idempotency_key`` already used for this
     job, the first execution is returned instead of a new one.
     """
-    job = await database.get_job(job_name)
+    job = await database.get_job(job_name) if isinstance(job_name, str) else job_name
+    job_name = job.name
     if not job.enabled:
         reason = f" ({job.disabled_reason})" if job.disabled_reason else ""
         raise TriggerRefused(f"job {job_name!r} is disabled{reason}", reason="disabled")

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from vecron.stores import Stores
 log = logging.getLogger("vecron.worker")
 
 BACKOFF_SECONDS = (5, 15, 60, 300, 1800)
+DEFINITION_CACHE_SIZE = 1024
+VARIABLES_TTL_SECONDS = 2.0
 LEASE_SECONDS = 60.0
 
 
@@ -102,6 +105,9 @@ class Worker:
         self._backoff = backoff
         self._metrics = metrics
         self._on_settled = on_settled
+        self._definitions: dict[tuple[str, str], Job] = {}
+        self._stored_variables: dict[str, Any] | None = None
+        self._variables_read_at = 0.0
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -343,8 +349,16 @@ class Worker:
         return await asyncio.wait_for(executor.run(step.config, run), timeout=step.timeout_seconds)
 
     async def _variables(self, job: Job) -> tuple[dict[str, Any], dict[str, str], frozenset[str]]:
-        """Plain variables (globals under the job's own), secret values, secret names."""
-        stored = await self.stores.database.get_variables(decrypt=True)
+        """Plain variables (globals under the job's own), secret values, secret names.
+
+        The global ones are read at most every ``VARIABLES_TTL_SECONDS``: `vecron vars
+        set` reaches the next runs within that time, without a query per run.
+        """
+        now = time.monotonic()
+        if self._stored_variables is None or now - self._variables_read_at > VARIABLES_TTL_SECONDS:
+            self._stored_variables = await self.stores.database.get_variables(decrypt=True)
+            self._variables_read_at = now
+        stored = self._stored_variables
         plain: dict[str, Any] = {n: v.value for n, v in stored.items() if not v.secret}
         secrets = {n: v.value for n, v in stored.items() if v.secret}
         plain.update(job.variables)
@@ -353,12 +367,20 @@ class Worker:
         return plain, secrets, frozenset(secrets)
 
     async def _job_or_none(self, record: ExecutionRecord) -> Job | None:
+        """The definition version of ``record``; versions are immutable, so cached."""
+        key = (record.job_id, record.definition_hash)
+        if key in self._definitions:
+            return self._definitions[key]
         path = paths.definition_version_path(record.job_id, record.definition_hash)
         try:
             data = json.loads(await self.stores.objects.get(path))
         except ObjectNotFound:
             return None
-        return Job.model_validate(data)
+        job = Job.model_validate(data)
+        if len(self._definitions) >= DEFINITION_CACHE_SIZE:
+            self._definitions.pop(next(iter(self._definitions)))
+        self._definitions[key] = job
+        return job
 
     async def _finish(
         self, record: ExecutionRecord, outcome: RunOutcome, context_path: str | None

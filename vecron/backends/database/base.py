@@ -497,6 +497,10 @@ class Database(Protocol):
         """
         ...
 
+    async def jobs_awaiting_delay(self) -> list[JobRecord]:
+        """Enabled fixed-delay jobs with no next run: their last run has to complete."""
+        ...
+
     async def last_finished_execution(self, job_id: str) -> ExecutionRecord | None:
         """The job's most recently finished execution (for fixed-delay schedules)."""
         ...

@@ -837,6 +837,16 @@ class SqlDatabase:
             result = await connection.execute(statement)
         return bool(result.rowcount == 1)
 
+    async def jobs_awaiting_delay(self) -> list[JobRecord]:
+        query = select(jobs).where(
+            jobs.c.enabled.is_(True),
+            jobs.c.schedule_type == "fixed_delay",
+            jobs.c.next_run_at.is_(None),
+        )
+        async with self._transaction(write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [self._job(row) for row in rows]
+
     async def last_finished_execution(self, job_id: str) -> ExecutionRecord | None:
         canonical = _canonical_id(job_id)
         if canonical is None:
