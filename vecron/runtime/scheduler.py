@@ -19,15 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from vecron.backends.database import ExecutionStatus, JobRecord, TriggerSource
+from vecron.backends.database import (
+    ExecutionRecord,
+    FireResult,
+    JobRecord,
+    ScheduledFire,
+    TriggerSource,
+)
 from vecron.backends.queue import Queue
-from vecron.errors import JobNotFound, ObjectNotFound, TriggerRefused
-from vecron.runtime.trigger import create_execution, load_definition
+from vecron.errors import JobNotFound, ObjectNotFound
+from vecron.runtime.trigger import load_definition
 from vecron.runtime.worker import enqueue
 from vecron.spec import schedules
 from vecron.spec.models import Job
@@ -94,16 +101,105 @@ class Scheduler:
                 waiter.cancel()
 
     async def tick(self) -> list[Fired]:
-        """Fire every job that is due now; returns what happened to each."""
-        fired: list[Fired] = []
+        """Fire every job that is due now, in one transaction; returns what happened."""
         now = self.clock()
+        plans: list[tuple[JobRecord, ScheduledFire, float, str | None]] = []
         for job in await self.stores.database.due_jobs(now):
-            result = await self._fire(job, now)
-            if result is not None:
-                fired.append(result)
-                if self.on_fire is not None:
-                    self.on_fire(result)
+            planned = await self._plan(job, now)
+            if planned is not None:
+                plans.append(planned)
+        if not plans:
+            return []
+        results = await self.stores.database.fire_schedules([fire for _, fire, _, _ in plans])
+        fired: list[Fired] = []
+        for (job, fire, lateness, missed), result in zip(plans, results, strict=True):
+            if not result.advanced or (fire.execution is None and missed is None):
+                continue  # another scheduler fired it, a sync moved it, or nothing to run
+            event = self._event(job, fire, lateness, missed, result)
+            if result.execution is not None and not result.skipped:
+                await enqueue(self.queue, result.execution)
+                # Measured at the hand-off to the queue, not at the start of the tick.
+                event = dataclasses.replace(
+                    event, lateness_seconds=(self.clock() - fire.expected).total_seconds()
+                )
+            fired.append(event)
+            if self.on_fire is not None:
+                self.on_fire(event)
         return fired
+
+    async def _plan(
+        self, job: JobRecord, now: datetime
+    ) -> tuple[JobRecord, ScheduledFire, float, str | None] | None:
+        """The fire of a due job: where its schedule moves, and the execution to store."""
+        fire_time = job.next_run_at
+        assert fire_time is not None
+        definition = await self._definition(job)
+        if definition is None or definition.schedule is None or not definition.scheduled:
+            fire = ScheduledFire(job_id=job.job_id, expected=fire_time, next_run_at=None)
+            return job, fire, 0.0, None
+        schedule = definition.schedule
+        following = self._following(definition, fire_time, now, job)
+        lateness = (now - fire_time).total_seconds()
+        missed = None
+        if lateness > schedule.misfire_grace_seconds:
+            missed = "outside the grace window"
+        elif schedule.misfire == "skip" and lateness > self.refresh_seconds + 1:
+            missed = "skipped (misfire: skip)"
+        execution = None
+        if missed is None and job.content_hash is not None:
+            execution = ExecutionRecord(
+                job_id=job.job_id,
+                job_name=job.name,
+                definition_hash=job.content_hash,
+                trigger_source=TriggerSource.SCHEDULED,
+                idempotency_key=f"scheduled:{fire_time.isoformat()}",
+                scheduled_at=fire_time,
+            )
+        fire = ScheduledFire(
+            job_id=job.job_id,
+            expected=fire_time,
+            next_run_at=following,
+            execution=execution,
+            exclusive=not job.concurrent_execution_allowed,
+            refusal=f"job {job.name!r} was still running at its scheduled fire "
+            "(allow_concurrent: false)",
+        )
+        return job, fire, lateness, missed
+
+    def _event(
+        self,
+        job: JobRecord,
+        fire: ScheduledFire,
+        lateness: float,
+        missed: str | None,
+        result: FireResult,
+    ) -> Fired:
+        if missed is not None:
+            policy = missed
+            log.warning(
+                "job %s missed its fire at %s by %.0f s: %s",
+                job.name,
+                fire.expected.isoformat(),
+                lateness,
+                policy,
+            )
+            return Fired(
+                job_name=job.name,
+                fire_time=fire.expected,
+                execution_id=None,
+                lateness_seconds=lateness,
+                skipped_reason="misfire",
+            )
+        assert result.execution is not None
+        if result.skipped:
+            log.info("job %s: scheduled fire skipped: %s", job.name, fire.refusal)
+        return Fired(
+            job_name=job.name,
+            fire_time=fire.expected,
+            execution_id=result.execution.execution_id,
+            lateness_seconds=lateness,
+            skipped_reason="concurrent" if result.skipped else None,
+        )
 
     async def _sleep_seconds(self) -> float:
         due = await self.stores.database.next_due_at()
@@ -123,90 +219,6 @@ class Scheduler:
             except ObjectNotFound:
                 return None
         return self._definitions[key]
-
-    async def _fire(self, job: JobRecord, now: datetime) -> Fired | None:
-        database = self.stores.database
-        fire_time = job.next_run_at
-        assert fire_time is not None
-        definition = await self._definition(job)
-        if definition is None or definition.schedule is None or not definition.scheduled:
-            await database.advance_schedule(job.job_id, expected=fire_time, next_run_at=None)
-            return None
-        schedule = definition.schedule
-        following = self._following(definition, fire_time, now, job)
-        if not await database.advance_schedule(
-            job.job_id, expected=fire_time, next_run_at=following
-        ):
-            return None  # another scheduler fired it, or a sync moved it
-        lateness = (now - fire_time).total_seconds()
-        if lateness > schedule.misfire_grace_seconds or (
-            schedule.misfire == "skip" and lateness > self.refresh_seconds + 1
-        ):
-            log.warning(
-                "job %s missed its fire at %s by %.0f s: %s",
-                job.name,
-                fire_time.isoformat(),
-                lateness,
-                "skipped (misfire: skip)" if schedule.misfire == "skip" else "outside the grace",
-            )
-            return Fired(
-                job_name=job.name,
-                fire_time=fire_time,
-                execution_id=None,
-                lateness_seconds=lateness,
-                skipped_reason="misfire",
-            )
-        try:
-            record = await create_execution(
-                database,
-                job,
-                trigger_source=TriggerSource.SCHEDULED,
-                idempotency_key=f"scheduled:{fire_time.isoformat()}",
-                scheduled_at=fire_time,
-            )
-        except TriggerRefused as refused:
-            if refused.reason != "concurrent":
-                return None
-            return await self._skipped(job, fire_time, lateness, str(refused))
-        except JobNotFound:
-            return None
-        await enqueue(self.queue, record)
-        # Measured at the hand-off to the queue, not at the start of the tick.
-        handed_off = (self.clock() - fire_time).total_seconds()
-        return Fired(
-            job_name=job.name,
-            fire_time=fire_time,
-            execution_id=record.execution_id,
-            lateness_seconds=handed_off,
-        )
-
-    async def _skipped(
-        self, job: JobRecord, fire_time: datetime, lateness: float, reason: str
-    ) -> Fired:
-        """A fire refused by concurrency is recorded as a ``skipped`` execution."""
-        from vecron.backends.database import ExecutionRecord
-
-        record = await self.stores.database.create_execution(
-            ExecutionRecord(
-                job_id=job.job_id,
-                job_name=job.name,
-                definition_hash=job.content_hash or "",
-                status=ExecutionStatus.SKIPPED,
-                trigger_source=TriggerSource.SCHEDULED,
-                idempotency_key=f"scheduled:{fire_time.isoformat()}",
-                scheduled_at=fire_time,
-                finished_at=self.clock(),
-                error=reason,
-            )
-        )
-        log.info("job %s: scheduled fire skipped: %s", job.name, reason)
-        return Fired(
-            job_name=job.name,
-            fire_time=fire_time,
-            execution_id=record.execution_id,
-            lateness_seconds=lateness,
-            skipped_reason="concurrent",
-        )
 
     def _following(
         self, definition: Job, fire_time: datetime, now: datetime, job: JobRecord

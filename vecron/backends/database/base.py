@@ -234,6 +234,39 @@ class RepoFileRecord:
     updated_at: datetime = field(default_factory=utc_now)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduledFire:
+    """One fire for :meth:`Database.fire_schedules`: move ``job_id``'s ``next_run_at`` from
+    ``expected`` to ``next_run_at`` and, when that lands, store ``execution`` (if any).
+
+    With ``exclusive``, a queued or running execution of the job turns ``execution``
+    into a ``skipped`` one, finished at once, with ``refusal`` as its error.
+    """
+
+    job_id: str
+    expected: datetime
+    next_run_at: datetime | None
+    execution: ExecutionRecord | None = None
+    exclusive: bool = False
+    refusal: str = "a run is in flight and the job does not allow concurrent runs"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireResult:
+    """What :meth:`Database.fire_schedules` did with one fire.
+
+    ``advanced`` is False when another scheduler (or a sync) moved the job first: then
+    nothing was written. ``execution`` is what was stored (None when the fire had none).
+    """
+
+    advanced: bool
+    execution: ExecutionRecord | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.execution is not None and self.execution.status == ExecutionStatus.SKIPPED
+
+
 @runtime_checkable
 class Database(Protocol):
     """Where vecron keeps jobs, executions, variables, sync runs and synced repository files.
@@ -494,6 +527,12 @@ class Database(Protocol):
         False when it no longer is ``expected`` (another scheduler fired it, or a sync
         changed it): the caller must not fire. This compare-and-set is what makes a fire
         happen once among any number of schedulers.
+        """
+        ...
+
+    async def fire_schedules(self, fires: Sequence[ScheduledFire]) -> list[FireResult]:
+        """Apply many fires in one transaction, each as :meth:`advance_schedule` followed
+        by :meth:`create_execution` when the advance landed; one result per fire, in order.
         """
         ...
 

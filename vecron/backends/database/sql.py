@@ -51,8 +51,10 @@ from vecron.backends.database.base import (
     SYNC_COUNTS,
     ExecutionRecord,
     ExecutionStatus,
+    FireResult,
     JobRecord,
     RepoFileRecord,
+    ScheduledFire,
     SyncRecord,
     SyncStatus,
     TriggerSource,
@@ -574,6 +576,22 @@ class SqlDatabase:
     async def create_execution(
         self, record: ExecutionRecord, *, exclusive: bool = False
     ) -> ExecutionRecord:
+        execution_id = _require_id(record.execution_id, "execution_id")
+        job_id = _require_id(record.job_id, "job_id")
+        try:
+            async with self._transaction() as connection:
+                if exclusive:
+                    await self._refuse_if_active(connection, job_id, record)
+                return await self._insert_execution(connection, record)
+        except IntegrityError as exc:
+            if _violated(exc, job_executions, ["execution_id"]):
+                raise AlreadyExists("execution id", execution_id) from None
+            raise
+
+    async def _insert_execution(
+        self, connection: AsyncConnection, record: ExecutionRecord
+    ) -> ExecutionRecord:
+        """Insert ``record`` (or return the execution that already has its key)."""
         values = self._execution_values(
             {name: getattr(record, name) for name in _EXECUTION_COLUMNS}
         )
@@ -584,21 +602,13 @@ class SqlDatabase:
             statement = statement.on_conflict_do_nothing(
                 index_elements=[job_executions.c.job_id, job_executions.c.idempotency_key]
             )
-        try:
-            async with self._transaction() as connection:
-                if exclusive:
-                    await self._refuse_if_active(connection, values["job_id"], record)
-                row = (await connection.execute(statement.returning(*job_executions.c))).first()
-                if row is None:  # the key is taken: the first execution wins
-                    existing = select(job_executions).where(
-                        job_executions.c.job_id == values["job_id"],
-                        job_executions.c.idempotency_key == record.idempotency_key,
-                    )
-                    row = (await connection.execute(existing)).one()
-        except IntegrityError as exc:
-            if _violated(exc, job_executions, ["execution_id"]):
-                raise AlreadyExists("execution id", values["execution_id"]) from None
-            raise
+        row = (await connection.execute(statement.returning(*job_executions.c))).first()
+        if row is None:  # the key is taken: the first execution wins
+            existing = select(job_executions).where(
+                job_executions.c.job_id == values["job_id"],
+                job_executions.c.idempotency_key == record.idempotency_key,
+            )
+            row = (await connection.execute(existing)).one()
         return self._execution(row)
 
     async def _refuse_if_active(
@@ -836,6 +846,42 @@ class SqlDatabase:
         async with self._transaction() as connection:
             result = await connection.execute(statement)
         return bool(result.rowcount == 1)
+
+    async def fire_schedules(self, fires: Sequence[ScheduledFire]) -> list[FireResult]:
+        results: list[FireResult] = []
+        if not fires:
+            return results
+        async with self._transaction() as connection:
+            for fire in fires:
+                canonical = _canonical_id(fire.job_id)
+                if canonical is None:
+                    results.append(FireResult(advanced=False))
+                    continue
+                moved = await connection.execute(
+                    update(jobs)
+                    .where(jobs.c.job_id == canonical, jobs.c.next_run_at == fire.expected)
+                    .values(next_run_at=fire.next_run_at, updated_at=self._now())
+                )
+                if moved.rowcount != 1:
+                    results.append(FireResult(advanced=False))
+                    continue
+                record = fire.execution
+                if record is None:
+                    results.append(FireResult(advanced=True))
+                    continue
+                if fire.exclusive:
+                    try:
+                        await self._refuse_if_active(connection, canonical, record)
+                    except RunInFlight:
+                        record = dataclasses.replace(
+                            record,
+                            status=ExecutionStatus.SKIPPED,
+                            finished_at=self._now(),
+                            error=fire.refusal,
+                        )
+                stored = await self._insert_execution(connection, record)
+                results.append(FireResult(advanced=True, execution=stored))
+        return results
 
     async def jobs_awaiting_delay(self) -> list[JobRecord]:
         query = select(jobs).where(
