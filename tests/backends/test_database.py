@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
@@ -31,6 +32,7 @@ from vecron.backends.database import (
     ExecutionRecord,
     ExecutionStatus,
     JobRecord,
+    ScheduledFire,
     SqlDatabase,
     SyncStatus,
     TriggerSource,
@@ -1107,5 +1109,43 @@ def test_exclusive_creates_admit_one_run_in_flight(db: Harness) -> None:
             keyed.execution_id, worker_id="w", status="succeeded", error=None
         )
         assert await store.create_execution(execution(record), exclusive=True)
+
+    db.run(body)
+
+
+def test_fire_schedules_in_one_transaction(db: Harness) -> None:
+    async def body(store: SqlDatabase) -> None:
+        t0 = db.clock.now
+        later = t0 + timedelta(minutes=1)
+        free, busy, moved = job(name="free"), job(name="busy"), job(name="moved")
+        await store.insert_jobs(
+            [
+                dataclasses.replace(free, next_run_at=t0),
+                dataclasses.replace(busy, next_run_at=t0, concurrent_execution_allowed=False),
+                dataclasses.replace(moved, next_run_at=later),
+            ]
+        )
+        await store.create_execution(execution(busy))  # a run in flight
+        fires = [
+            ScheduledFire(
+                job_id=target.job_id,
+                expected=t0,
+                next_run_at=later,
+                execution=execution(target, idempotency_key=f"scheduled:{t0.isoformat()}"),
+                exclusive=target is busy,
+            )
+            for target in (free, busy, moved)
+        ]
+        first = await store.fire_schedules(fires)
+        assert [r.advanced for r in first] == [True, True, False]
+        assert first[0].execution is not None
+        assert first[0].execution.status == ExecutionStatus.QUEUED
+        assert first[1].skipped
+        assert first[2].execution is None
+        # The same fires again: the schedules moved on, nothing more is written.
+        again = await store.fire_schedules(fires)
+        assert [r.advanced for r in again] == [False, False, False]
+        assert len(await store.list_executions(job_name="free")) == 1
+        assert (await store.get_job("moved")).next_run_at == later
 
     db.run(body)
