@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timedelta
@@ -31,7 +30,7 @@ from tests.runtime.db_targets import (
     silent_server,
     sqlite_target,
 )
-from vecron.backends.objectstore import LocalObjectStore
+from tests.runtime.steprun import make_step_run
 from vecron.errors import ReferenceResolutionError, StepFailed
 from vecron.runtime.steps import database as database_step
 from vecron.runtime.steps.base import StepRun
@@ -43,12 +42,10 @@ from vecron.runtime.steps.database import (
     json_value,
     target_url,
 )
-from vecron.runtime.values import MappingSecrets, ValueResolver
 from vecron.spec.models import DatabaseConfig
 
 __all__ = ["db_target", "mariadb_target", "pg_target", "sqlite_target"]  # fixtures
 
-LOG = logging.getLogger("vecron.tests.database")
 TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, amount DECIMAL(12, 2))"
 INJECTION = "x'); DROP TABLE t; --"
 ROW_IDS = itertools.count(1)
@@ -62,26 +59,13 @@ def step_run(
     secrets: Mapping[str, str] | None = None,
 ) -> StepRun:
     """A StepRun over a local object store, with ``payload`` as the webhook's payload."""
-    context: dict[str, Any] = {
-        "job": {"name": "db-test", "id": "job-1"},
-        "execution": {"id": "exec-1", "date": "2026-01-01"},
-        "steps": {},
-        "webhook": {"payload": dict(payload or {})},
-        "variables": dict(variables or {}),
-    }
-    values = ValueResolver(
-        context=context, variables=dict(variables or {}), secrets=MappingSecrets(secrets or {})
-    )
-    return StepRun(
-        job_id="job-1",
+    return make_step_run(
+        root,
         job_name="db-test",
-        execution_id="exec-1",
         step_id="query",
-        context=context,
-        values=values,
-        objects=LocalObjectStore(root / "objects"),
-        timeout_seconds=None,
-        log=logging.LoggerAdapter(LOG, {"step_id": "query"}),
+        payload=payload or {},
+        variables=variables,
+        secrets=secrets,
     )
 
 

@@ -21,16 +21,13 @@ from tests.runtime.http_target import (
     serve_http_target,
     serve_raw_tcp,
 )
-from vecron.backends.objectstore import LocalObjectStore
+from tests.runtime.steprun import make_step_run
 from vecron.errors import ReferenceResolutionError, StepFailed
 from vecron.runtime.steps.base import StepRun
 from vecron.runtime.steps.http import HttpStepExecutor
-from vecron.runtime.values import MappingSecrets, ValueResolver
 from vecron.spec.models import HttpConfig
 
 __all__ = ["http_target"]  # the fixture, imported so that pytest finds it here
-
-LOG = logging.getLogger("vecron.tests.http")
 
 
 def step_run(
@@ -41,26 +38,13 @@ def step_run(
     variables: Mapping[str, Any] | None = None,
 ) -> StepRun:
     """A StepRun over a real local object store, with ``steps`` as earlier step entries."""
-    context: dict[str, Any] = {
-        "job": {"name": "http-test", "id": "job-1"},
-        "execution": {"id": "exec-1", "date": "2026-01-01"},
-        "steps": dict(steps or {}),
-        "webhook": {},
-        "variables": dict(variables or {}),
-    }
-    values = ValueResolver(
-        context=context, variables=dict(variables or {}), secrets=MappingSecrets(secrets or {})
-    )
-    return StepRun(
-        job_id="job-1",
+    return make_step_run(
+        root,
         job_name="http-test",
-        execution_id="exec-1",
         step_id="call",
-        context=context,
-        values=values,
-        objects=LocalObjectStore(root / "objects"),
-        timeout_seconds=None,
-        log=logging.LoggerAdapter(LOG, {"step_id": "call"}),
+        steps=steps,
+        variables=variables,
+        secrets=secrets,
     )
 
 
