@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Final, Literal, NoReturn
+from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support import require
 from vecron.errors import CronSyntaxError
 from vecron.spec.cron import CronExpression
 
@@ -508,17 +509,10 @@ KNOWN_DIVERGENCES = [
 # -- running Quartz -----------------------------------------------------------------------
 
 
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run the Quartz differential tests)")
-    pytest.skip(reason)
-
-
 def quartz_classpath() -> str:
     if configured := os.environ.get("QUARTZ_CLASSPATH"):
         return configured
-    if not QUARTZ_JAR.exists():
-        unavailable(f"{QUARTZ_JAR} is missing: apt-get install libquartz2-java")
+    require(QUARTZ_JAR.exists(), f"{QUARTZ_JAR} is missing: apt-get install libquartz2-java")
     jars = [QUARTZ_JAR] + ([SLF4J_JAR] if SLF4J_JAR.exists() else [])
     return os.pathsep.join(str(jar) for jar in jars)
 
@@ -530,8 +524,11 @@ ALL_CASES = hand_written_cases() + generated_cases() + [d.case for d in KNOWN_DI
 def quartz_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[Case, QuartzOutcome]:
     """Quartz's outcome for every case of this module, from one JVM run."""
     java, javac = shutil.which("java"), shutil.which("javac")
-    if java is None or javac is None:
-        unavailable("java/javac are not installed (a JDK is needed)")
+    require(
+        java is not None and javac is not None, "java/javac are not installed (a JDK is needed)"
+    )
+    assert java is not None
+    assert javac is not None
     classpath = quartz_classpath()
     classes = tmp_path_factory.mktemp("quartz")
     subprocess.run(

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 import re
 from typing import Any
 
+import jsonpath_ng
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -196,19 +196,7 @@ def test_resolve_error_is_a_lookup_error_and_truncates_keys() -> None:
 # -- to_jsonpath agrees with resolve ------------------------------------------------------
 
 
-def _jsonpath_ng() -> Any:
-    """jsonpath-ng (a dev dependency): skipped on a laptop without it, required in CI."""
-    try:
-        import jsonpath_ng
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("jsonpath-ng is required in CI")
-        pytest.skip("jsonpath-ng is not installed")
-    return jsonpath_ng
-
-
 def test_to_jsonpath_examples() -> None:
-    jsonpath_ng = _jsonpath_ng()
     r = parse_reference("steps.a.b[0]['x y']")
     assert r.to_jsonpath() == "$.steps.a.b[0]['x y']"
     assert ref("a", "where", "it's", "b\\").to_jsonpath() == "$.a['where']['it\\'s']['b\\\\']"
@@ -249,7 +237,6 @@ def _context_holding(draw: st.DrawFn, path: tuple[Any, ...]) -> Any:
 
 @given(st.data())
 def test_to_jsonpath_agrees_with_resolve(data: st.DataObject) -> None:
-    jsonpath_ng = _jsonpath_ng()
     root = data.draw(_ROOTS.filter(lambda r: r not in ("where", "wherenot")))
     reference = Reference(root=root, path=tuple(data.draw(st.lists(_PATH_SEGMENTS, max_size=5))))
     context = {root: data.draw(_context_holding(reference.path))}
@@ -259,7 +246,6 @@ def test_to_jsonpath_agrees_with_resolve(data: st.DataObject) -> None:
 
 
 def test_to_jsonpath_finds_nothing_where_resolve_fails() -> None:
-    jsonpath_ng = _jsonpath_ng()
     for text in ("steps.fetch.response.body.id", "steps.a.output.rows[3]", "nope"):
         reference = parse_reference(text)
         with pytest.raises(ReferenceResolutionError):
