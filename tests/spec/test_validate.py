@@ -477,3 +477,15 @@ def test_yaml_dates_are_instants_at_midnight(tmp_path: Path) -> None:
 def test_step_retries_are_capped(tmp_path: Path) -> None:
     text = GOOD.replace("  - id: save\n", "  - id: save\n    max_retries: 21\n")
     assert "steps[1].max_retries" in only(check(tmp_path, text)).message
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "      url: https://example.invalid/api\n",
+        "      url: https://example.invalid/api\n"
+        "      auth: {type: basic, username: u, password: 98765432}\n",
+    )
+    d = only(check(tmp_path, text))
+    assert "steps[0].config.auth.password" in d.message
+    assert "98765432" not in d.message
+    assert "not shown" in d.message

@@ -23,7 +23,7 @@ from vecron.spec import schedules
 from vecron.spec.layout import VARIABLES_FILE, classify
 from vecron.spec.loader import Loc, Positions, load_text
 from vecron.spec.models import VARIABLE_NAME_PATTERN, Job
-from vecron.spec.sensitive import embedded_password, find_sensitive
+from vecron.spec.sensitive import MASKED, embedded_password, find_sensitive, mask
 
 Severity = Literal["error", "warning"]
 _PLAIN_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -151,7 +151,12 @@ def _describe(data: Mapping[str, Any], error: Any) -> tuple[Loc, str, bool]:
         return loc, f"{prefix}{ctx['error']}", False
     message = str(error["msg"]).replace("Input should be", "must be")
     value = error.get("input")
-    if isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
+    key = str(loc[-1]) if loc else ""
+    # A value under a secret's key is never echoed, whatever its type.
+    shown = mask(str(value), key) if isinstance(value, str | int | float) else value
+    if shown == MASKED:
+        message += ", got a value that is not shown (it is a secret)"
+    elif isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
         message += f", got {value!r}"
     return loc, prefix + message, False
 
