@@ -130,7 +130,7 @@ def _sync(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(plan_json(plan))
     else:
-        sys.stdout.write(plan_text(plan).replace("vecron plan:", "vecron sync:", 1))
+        sys.stdout.write(plan_text(plan, verb="sync"))
         verdict = "degraded (invalid files kept their jobs)" if plan.invalid else "ok"
         if not result.wrote:
             verdict = "ok, nothing to do"

@@ -12,9 +12,10 @@ _SYMBOL = {"create": "+", "update": "~", "delete": "-", "disable": "!"}
 _MAX_VALUE = 70
 
 
-def plan_text(plan: Plan) -> str:
+def plan_text(plan: Plan, *, verb: str = "plan") -> str:
     """The plan for a person: one line per change, field diffs, invalid files, a summary."""
-    lines = [f"vecron plan: {plan.source}" + (f" at {plan.commit[:12]}" if plan.commit else "")]
+    at = f" at {plan.commit[:12]}" if plan.commit else ""
+    lines = [f"vecron {verb}: {plan.source}{at}"]
     lines.append("")
     for change in plan.changes:
         where = change.path or ""

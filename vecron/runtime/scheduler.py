@@ -45,6 +45,8 @@ log = logging.getLogger("vecron.scheduler")
 #: How often the scheduler looks at the database even when nothing is due (new jobs,
 #: edits by a sync in another process, fixed-delay runs that completed).
 REFRESH_SECONDS = 1.0
+#: Definition versions kept in memory (one per job is the usual need).
+DEFINITION_CACHE_SIZE = 20_000
 #: How often completed fixed-delay runs are looked for (a scan of the enabled jobs).
 FIXED_DELAY_SCAN_SECONDS = 5.0
 
@@ -213,11 +215,14 @@ class Scheduler:
         key = (job.job_id, job.content_hash)
         if key not in self._definitions:
             try:
-                self._definitions[key] = await load_definition(
+                definition = await load_definition(
                     self.stores.objects, job.job_id, job.content_hash
                 )
             except ObjectNotFound:
                 return None
+            if len(self._definitions) >= DEFINITION_CACHE_SIZE:
+                self._definitions.pop(next(iter(self._definitions)))  # the oldest
+            self._definitions[key] = definition
         return self._definitions[key]
 
     def _following(
