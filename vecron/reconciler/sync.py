@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from vecron.errors import SourceError, SyncRefused, VecronError
+from vecron.errors import VecronError
 from vecron.reconciler.apply import SyncResult, apply_plan
 from vecron.reconciler.plan import Plan, SyncOptions, build_plan
 from vecron.reconciler.sources import DirectorySource, Source
@@ -51,11 +51,7 @@ async def reconcile(
             result = await sync_once(source, stores, options)
             if on_result is not None:
                 on_result(result)
-        except (SourceError, SyncRefused) as exc:
-            log.error("sync failed: %s", exc)
-        except VecronError as exc:
-            log.error("sync failed: %s", exc)
-        except OSError as exc:
+        except (VecronError, OSError) as exc:  # refused, unreadable source, store down
             log.error("sync failed: %s", exc)
         await _wait(source, stop, interval_seconds)
 
