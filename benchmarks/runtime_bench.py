@@ -487,7 +487,7 @@ async def profile_runs(bench: Bench, runs: int) -> str:
         "times of coroutines count every resumption, so read them as relative weights)\n"
     )
     stats.sort_stats("cumulative").print_stats(r"/vecron/", 15)
-    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("tottime").print_stats(40)
     return out.getvalue()
 
 

@@ -62,7 +62,7 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         """The database URL, or the embedded SQLite file under ``home``."""
-        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'vecron.db'}"
+        return self.database_url or f"sqlite:///{self.home / 'vecron.db'}"
 
     @property
     def effective_object_store_url(self) -> str:

@@ -97,8 +97,8 @@ def test_migrate_twice_is_a_no_op(db: Harness) -> None:
         await store.migrate()
         await store.migrate()
         assert [j.name for j in await store.list_jobs()] == ["invoice-import"]
-        async with store.engine.connect() as connection:
-            return await connection.run_sync(current)
+        with store.engine.connect() as connection:
+            return current(connection)
 
     assert db.run(body) == "0001"
     assert db.raw(f"SELECT version_num FROM {VERSION_TABLE}") == [("0001",)]
@@ -112,8 +112,8 @@ def test_migrated_schema_matches_the_tables(db: Harness) -> None:
         return list(compare_metadata(context, metadata))
 
     async def body(store: SqlDatabase) -> list[Any]:
-        async with store.engine.connect() as connection:
-            return await connection.run_sync(differences)
+        with store.engine.connect() as connection:
+            return differences(connection)
 
     assert db.run(body) == []
 
@@ -152,9 +152,9 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path
     async def body() -> list[Any]:
         store = SqlDatabase(f"sqlite:///{tmp_path / 'p.db'}", secret_box=SecretBox.generate())
         try:
-            async with store.engine.connect() as connection:
+            with store.engine.connect() as connection:
                 return [
-                    (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                    connection.exec_driver_sql(f"PRAGMA {name}").scalar()
                     for name in ("journal_mode", "busy_timeout", "foreign_keys")
                 ]
         finally:
@@ -169,9 +169,9 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path
         ("postgresql://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
         ("postgres://u@h/d", "postgresql+psycopg://u@h/d"),
         ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
-        ("sqlite:///rel/x.db", "sqlite+aiosqlite:///rel/x.db"),
-        ("sqlite:////abs/x.db", "sqlite+aiosqlite:////abs/x.db"),
-        ("sqlite+aiosqlite:////abs/x.db", "sqlite+aiosqlite:////abs/x.db"),
+        ("sqlite:///rel/x.db", "sqlite+pysqlite:///rel/x.db"),
+        ("sqlite:////abs/x.db", "sqlite+pysqlite:////abs/x.db"),
+        ("sqlite+aiosqlite:////abs/x.db", "sqlite+pysqlite:////abs/x.db"),
     ],
 )
 def test_urls_are_normalised_to_the_async_drivers(url: str, expected: str) -> None:
@@ -227,7 +227,7 @@ def test_a_store_closes_only_an_engine_it_created(db: Harness) -> None:
             await store.close()
             assert await SqlDatabase(engine, secret_box=db.box).list_jobs() == []
         finally:
-            await engine.dispose()
+            engine.dispose()
 
     asyncio.run(body())
 

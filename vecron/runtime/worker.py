@@ -24,6 +24,7 @@ from typing import Any
 
 from vecron import paths
 from vecron.backends.database import ExecutionRecord, ExecutionStatus
+from vecron.backends.objectstore import ObjectStore
 from vecron.backends.queue import Delivery, Queue, QueueMessage
 from vecron.errors import (
     ConditionEvaluationError,
@@ -76,6 +77,14 @@ class _Execution:
     secret_names: frozenset[str]
     outcome: RunOutcome
     log: logging.LoggerAdapter[logging.Logger]
+    saved: bytes | None = None  # the context as last stored
+
+    async def save_context(self, objects: ObjectStore) -> None:
+        """Store the context unless it is exactly what was stored last."""
+        data = job_context.to_json(self.context)
+        if data != self.saved:
+            await objects.put(self.context_path, data, content_type="application/json")
+            self.saved = data
 
 
 class Worker:
@@ -243,17 +252,17 @@ class Worker:
         except asyncio.CancelledError:
             outcome.status = ExecutionStatus.INTERRUPTED
             outcome.error = "stopped by a shutdown"
-            await job_context.save(self.stores.objects, context_path, context)
+            await state.save_context(self.stores.objects)
             await self._finish(record, outcome, context_path)
             raise
-        await job_context.save(self.stores.objects, context_path, context)
+        await state.save_context(self.stores.objects)  # a no-op after a last step's save
         await self._finish(record, outcome, context_path)
         return outcome
 
     async def _steps(self, state: _Execution) -> None:
         job, context, outcome = state.job, state.context, state.outcome
         adapter = state.log
-        for step in job.steps:
+        for index, step in enumerate(job.steps):
             with log_context(step_id=step.id):
                 started = datetime.now(UTC)
                 values = ValueResolver(
@@ -319,11 +328,18 @@ class Worker:
                         "error": error,
                     }
                 )
-                await job_context.save(self.stores.objects, state.context_path, context)
-                await self.stores.database.update_execution(
-                    state.record.execution_id, step_statuses=list(outcome.step_statuses)
-                )
-                if status == "failed" and not step.continue_on_error:
+                stop = status == "failed" and not step.continue_on_error
+                if stop or index == len(job.steps) - 1:
+                    # The execution's summary comes with finish_execution, next.
+                    await state.save_context(self.stores.objects)
+                else:
+                    await asyncio.gather(
+                        state.save_context(self.stores.objects),
+                        self.stores.database.update_execution(
+                            state.record.execution_id, step_statuses=list(outcome.step_statuses)
+                        ),
+                    )
+                if stop:
                     outcome.status = ExecutionStatus.FAILED
                     outcome.error = f"step {step.id!r} failed: {error}"
                     return

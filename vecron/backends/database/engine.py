@@ -1,6 +1,8 @@
 """Database URLs and engines: which drivers, and how their connections are set up.
 
-PostgreSQL goes through psycopg 3 (async), SQLite through aiosqlite. SQLite runs in WAL
+PostgreSQL goes through psycopg 3, SQLite through the standard library's sqlite3, both
+synchronous: :class:`~vecron.backends.database.sql.SqlDatabase` runs each transaction
+whole on a thread of its own. SQLite runs in WAL
 mode with a busy timeout and foreign keys on. Its transactions start with
 ``BEGIN IMMEDIATE`` when they may write, so that two writers queue on the busy timeout
 instead of failing on a stale snapshot, and with a deferred ``BEGIN`` on an engine view
@@ -14,10 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vecron.errors import ConfigurationError
 
@@ -30,10 +31,11 @@ READ_ONLY: dict[str, Any] = {_BEGIN_OPTION: "DEFERRED"}
 
 
 def normalize_database_url(url: str | URL) -> URL:
-    """The async-driver form of a PostgreSQL or SQLite URL.
+    """The driver-qualified form of a PostgreSQL or SQLite URL.
 
     ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://`` become
-    ``postgresql+psycopg://``; ``sqlite:///path`` becomes ``sqlite+aiosqlite:///path``.
+    ``postgresql+psycopg://``; ``sqlite:///path`` becomes ``sqlite+pysqlite:///path``
+    (``sqlite+aiosqlite://``, the spelling of earlier versions, is accepted).
     In-memory SQLite is refused: every connection would see its own empty database.
     """
     try:
@@ -48,19 +50,19 @@ def normalize_database_url(url: str | URL) -> URL:
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         if driver not in ("", "pysqlite", "aiosqlite"):
-            raise ConfigurationError(f"{shown}: use the aiosqlite driver (sqlite+aiosqlite://)")
+            raise ConfigurationError(f"{shown}: use the sqlite3 driver (sqlite:///path)")
         database = parsed.database or ""
         if database in ("", ":memory:") or "memory" in str(parsed.query.get("mode", "")):
             raise ConfigurationError(
                 f"{shown}: an in-memory SQLite database cannot be shared; use a file"
             )
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername="sqlite+pysqlite")
     raise ConfigurationError(
         f"{shown}: unsupported database; use postgresql://… or sqlite:///path/to/file.db"
     )
 
 
-def create_database_engine(url: str | URL) -> AsyncEngine:
+def create_database_engine(url: str | URL, *, pool_size: int = 8) -> Engine:
     """An engine for ``url`` with vecron's connection settings (see the module docstring).
 
     For a SQLite file, its folder is created when missing.
@@ -70,25 +72,28 @@ def create_database_engine(url: str | URL) -> AsyncEngine:
         database = parsed.database or ""
         if not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed)
+        # The store's threads share the pool, so a connection may not stay on the thread
+        # that opened it; SQLite serialises writers itself (BEGIN IMMEDIATE).
+        engine = create_engine(
+            parsed, pool_size=pool_size, connect_args={"check_same_thread": False}
+        )
         prepare_engine(engine)
         return engine
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = 10
-    return create_async_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(parsed, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args)
 
 
-def prepare_engine(engine: AsyncEngine) -> None:
+def prepare_engine(engine: Engine) -> None:
     """Install vecron's SQLite connection settings on an engine (idempotent; no-op on
     PostgreSQL). Call it before the engine opens its first connection."""
-    sync_engine = engine.sync_engine
-    if sync_engine.dialect.name != "sqlite":
+    if engine.dialect.name != "sqlite":
         return
-    if not event.contains(sync_engine, "connect", _sqlite_on_connect):
-        event.listen(sync_engine, "connect", _sqlite_on_connect)
-    if not event.contains(sync_engine, "begin", _sqlite_on_begin):
-        event.listen(sync_engine, "begin", _sqlite_on_begin)
+    if not event.contains(engine, "connect", _sqlite_on_connect):
+        event.listen(engine, "connect", _sqlite_on_connect)
+    if not event.contains(engine, "begin", _sqlite_on_begin):
+        event.listen(engine, "begin", _sqlite_on_begin)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,20 +1,29 @@
-"""The database role over SQLAlchemy 2 (asyncio): PostgreSQL via psycopg 3, SQLite via aiosqlite.
+"""The database role over SQLAlchemy 2: PostgreSQL via psycopg 3, SQLite via sqlite3.
 
 Engines and their connection settings come from :mod:`.engine`. Every method is one
-transaction; writes run on the engine (``BEGIN IMMEDIATE`` on SQLite), reads on a
-read-only view of it (a deferred ``BEGIN``).
+transaction, run whole on a worker thread: the method builds a plain function of a
+connection, and :meth:`SqlDatabase._run` runs it inside ``engine.begin()`` on a thread
+of the store's own pool and awaits the result. One thread hop per transaction, not one
+per statement, is what makes this layer cheap (an async driver pays a loop round trip
+for every execute, fetch and commit: about ten times the CPU of the statement itself).
+
+Writes run on the engine (``BEGIN IMMEDIATE`` on SQLite), reads on a read-only view of
+it (a deferred ``BEGIN``). On SQLite every write of this process runs on one thread, so
+writers never contend inside a process; readers have threads of their own (WAL lets
+them read while a write is in progress). On PostgreSQL every thread can write.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
 import enum
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,14 +34,13 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    literal,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -41,7 +49,6 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vecron.backends.database import migrations
 from vecron.backends.database.base import (
@@ -146,8 +153,17 @@ def _violated(exc: IntegrityError, table: Table, columns: Collection[str]) -> st
     return None
 
 
+T = TypeVar("T")
+
+SQLITE_READER_THREADS = 2
+"""Reader threads of a SQLite store (its writes all run on one more)."""
+
+POSTGRES_THREADS = 8
+"""Threads (and pooled connections) of a PostgreSQL store."""
+
+
 class SqlDatabase:
-    """The :class:`~vecron.backends.database.base.Database` over an ``AsyncEngine``.
+    """The :class:`~vecron.backends.database.base.Database` over a SQLAlchemy ``Engine``.
 
     Give it a URL (it then owns the engine and disposes it on :meth:`close`) or a ready
     engine (left open). ``clock`` is the source of "now" for leases and timestamps,
@@ -156,12 +172,12 @@ class SqlDatabase:
 
     def __init__(
         self,
-        engine: AsyncEngine | str | URL,
+        engine: Engine | str | URL,
         *,
         secret_box: SecretBox,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        if isinstance(engine, AsyncEngine):
+        if isinstance(engine, Engine):
             prepare_engine(engine)
             self._engine, self._owns_engine = engine, False
         else:
@@ -170,9 +186,19 @@ class SqlDatabase:
         self._box = secret_box
         self._clock = clock
         self._dialect = self._engine.dialect.name
+        self._statements: dict[Hashable, Any] = {}
+        if self._dialect == "sqlite":
+            self._writes = ThreadPoolExecutor(1, thread_name_prefix="vecron-db-write")
+            self._reads = ThreadPoolExecutor(
+                SQLITE_READER_THREADS, thread_name_prefix="vecron-db-read"
+            )
+        else:
+            self._writes = self._reads = ThreadPoolExecutor(
+                POSTGRES_THREADS, thread_name_prefix="vecron-db"
+            )
 
     @property
-    def engine(self) -> AsyncEngine:
+    def engine(self) -> Engine:
         return self._engine
 
     def describe(self) -> str:
@@ -182,15 +208,34 @@ class SqlDatabase:
         return f"SqlDatabase({self.describe()!r})"
 
     async def close(self) -> None:
-        if self._owns_engine:
-            await self._engine.dispose()
+        def shut() -> None:
+            self._writes.shutdown(wait=True)
+            self._reads.shutdown(wait=True)
+            if self._owns_engine:
+                self._engine.dispose()
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        await asyncio.to_thread(shut)
+
+    async def _run(self, work: Callable[[Connection], T], *, write: bool = True) -> T:
+        """``work(connection)`` in one transaction on a thread of this store.
+
+        A caller cancelled while ``work`` runs does not stop it: the transaction
+        finishes (commits or rolls back) on its thread, as it would after a lost reply.
+        """
+        loop = asyncio.get_running_loop()
+        executor = self._writes if write else self._reads
+        try:
+            return await loop.run_in_executor(executor, self._transaction, work, write)
+        except RuntimeError as exc:
+            if "shutdown" in str(exc):
+                raise BackendUnavailable(f"database {self.describe()}: store closed") from None
+            raise
+
+    def _transaction(self, work: Callable[[Connection], T], write: bool) -> T:
         engine = self._engine if write else self._reader
         try:
-            async with engine.begin() as connection:
-                yield connection
+            with engine.begin() as connection:
+                return work(connection)
         except (OperationalError, InterfaceError) as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             if self._dialect == "sqlite" and reason.startswith("no such"):
@@ -206,6 +251,30 @@ class SqlDatabase:
                 f"database {self.describe()}: no free connection in the pool"
             ) from exc
 
+    async def _rows(self, query: Any) -> Sequence[Row[Any]]:
+        """All rows of one read-only query."""
+        return await self._run(lambda connection: connection.execute(query).all(), write=False)
+
+    async def _first(self, query: Any) -> Row[Any] | None:
+        """The first row of one read-only query."""
+        return await self._run(lambda connection: connection.execute(query).first(), write=False)
+
+    async def _write_first(self, statement: Any) -> Row[Any] | None:
+        """The first returned row of one writing statement."""
+        return await self._run(lambda connection: connection.execute(statement).first())
+
+    def _statement(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The statement ``build()`` makes, built once per store and ``key``.
+
+        Hot paths run statements whose values are all bind parameters, built once: a
+        statement made anew each call costs more CPU (coercing every value and
+        computing the cache key) than executing it does.
+        """
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
+
     def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
@@ -219,15 +288,17 @@ class SqlDatabase:
     async def migrate(self) -> None:
         from alembic.util import CommandError
 
-        try:
+        def work(connection: Connection) -> None:
             # One transaction: SQLite's BEGIN IMMEDIATE and PostgreSQL's advisory lock
             # both make a second process wait, then find the schema at head.
-            async with self._transaction() as connection:
-                if self._dialect == "postgresql":
-                    await connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                    )
-                await connection.run_sync(migrations.upgrade)
+            if self._dialect == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            migrations.upgrade(connection)
+
+        try:
+            await self._run(work)
         except CommandError as exc:
             raise ConfigurationError(
                 f"cannot migrate {self.describe()}: {exc} (is the database from a newer vecron?)"
@@ -250,28 +321,30 @@ class SqlDatabase:
         query = select(jobs).order_by(jobs.c.name)
         if not include_disabled:
             query = query.where(jobs.c.enabled.is_(True))
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(query)).all()
-        return [self._job(row) for row in rows]
+        return [self._job(row) for row in await self._rows(query)]
 
-    async def _one_job(self, condition: ColumnElement[bool], missing: str) -> JobRecord:
-        async with self._transaction(write=False) as connection:
-            row = (await connection.execute(select(jobs).where(condition))).first()
+    async def _one_job(self, column: str, value: str, missing: str) -> JobRecord:
+        query = self._statement(
+            ("job by", column), lambda: select(jobs).where(jobs.c[column] == bindparam("key"))
+        )
+        row = await self._run(
+            lambda connection: connection.execute(query, {"key": value}).first(), write=False
+        )
         if row is None:
             raise JobNotFound(missing)
         return self._job(row)
 
     async def get_job(self, name: str) -> JobRecord:
-        return await self._one_job(jobs.c.name == name, name)
+        return await self._one_job("name", name, name)
 
     async def get_job_by_id(self, job_id: str) -> JobRecord:
         canonical = _canonical_id(job_id)
         if canonical is None:
             raise JobNotFound(job_id)
-        return await self._one_job(jobs.c.job_id == canonical, job_id)
+        return await self._one_job("job_id", canonical, job_id)
 
     async def get_job_by_webhook(self, webhook_id: str) -> JobRecord:
-        return await self._one_job(jobs.c.webhook_id == webhook_id, webhook_id)
+        return await self._one_job("webhook_id", webhook_id, webhook_id)
 
     async def insert_job(self, job: JobRecord) -> None:
         await self.insert_jobs([job])
@@ -286,8 +359,7 @@ class SqlDatabase:
         if not rows:
             return
         try:
-            async with self._transaction() as connection:
-                await connection.execute(jobs.insert(), rows)
+            await self._run(lambda connection: connection.execute(jobs.insert(), rows))
         except IntegrityError as exc:
             if len(rows) == 1:
                 raise self._job_conflict(exc, rows[0]) from None
@@ -298,13 +370,8 @@ class SqlDatabase:
         if column is None:
             return exc
         wanted = [row[column] for row in rows if row[column] is not None]
-        async with self._transaction(write=False) as connection:
-            taken = {
-                str(value)
-                for (value,) in await connection.execute(
-                    select(jobs.c[column]).where(jobs.c[column].in_(wanted))
-                )
-            }
+        found = await self._rows(select(jobs.c[column]).where(jobs.c[column].in_(wanted)))
+        taken = {str(value) for (value,) in found}
         seen: set[str] = set()
         for value in map(str, wanted):
             if value in taken or value in seen:
@@ -321,8 +388,7 @@ class SqlDatabase:
     async def update_job(self, job_id: str, /, **changes: Any) -> JobRecord:
         statement = self._job_update(job_id, changes)
         try:
-            async with self._transaction() as connection:
-                row = (await connection.execute(statement)).first()
+            row = await self._write_first(statement)
         except IntegrityError as exc:
             raise self._job_conflict(exc, changes) from None
         if row is None:
@@ -350,16 +416,17 @@ class SqlDatabase:
             groups.setdefault(tuple(sorted(values)), []).append(params)
         if not groups:
             return
+
+        def work(connection: Connection) -> None:
+            found = connection.execute(select(jobs.c.job_id).where(jobs.c.job_id.in_(list(ids))))
+            missing = set(ids) - {str(row[0]) for row in found}
+            if missing:
+                raise JobNotFound(ids[min(missing)])
+            for columns, rows in groups.items():
+                connection.execute(self._bulk_job_update(columns), rows)
+
         try:
-            async with self._transaction() as connection:
-                found = await connection.execute(
-                    select(jobs.c.job_id).where(jobs.c.job_id.in_(list(ids)))
-                )
-                missing = set(ids) - {str(row[0]) for row in found}
-                if missing:
-                    raise JobNotFound(ids[min(missing)])
-                for columns, rows in groups.items():
-                    await connection.execute(self._bulk_job_update(columns), rows)
+            await self._run(work)
         except IntegrityError as exc:
             raise self._job_conflict(exc, {}) from None
 
@@ -405,8 +472,8 @@ class SqlDatabase:
         canonical = _canonical_id(job_id)
         if canonical is None:
             return
-        async with self._transaction() as connection:
-            await connection.execute(delete(jobs).where(jobs.c.job_id == canonical))
+        statement = delete(jobs).where(jobs.c.job_id == canonical)
+        await self._run(lambda connection: connection.execute(statement))
 
     # -- variables ------------------------------------------------------------------------
 
@@ -425,12 +492,10 @@ class SqlDatabase:
             index_elements=[variables.c.name],
             set_={k: v for k, v in row.items() if k != "name"},
         )
-        async with self._transaction() as connection:
-            await connection.execute(statement)
+        await self._run(lambda connection: connection.execute(statement))
 
     async def get_variables(self, *, decrypt: bool = False) -> dict[str, VariableRecord]:
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(select(variables).order_by(variables.c.name))).all()
+        rows = await self._rows(select(variables).order_by(variables.c.name))
         result: dict[str, VariableRecord] = {}
         for row in rows:
             value = row.value
@@ -446,56 +511,49 @@ class SqlDatabase:
         return result
 
     async def delete_variable(self, name: str) -> bool:
-        async with self._transaction() as connection:
-            statement = delete(variables).where(variables.c.name == name)
-            deleted = await connection.execute(statement.returning(variables.c.name))
-            return deleted.first() is not None
+        statement = delete(variables).where(variables.c.name == name)
+        return await self._write_first(statement.returning(variables.c.name)) is not None
 
     async def replace_repo_variables(self, values: Mapping[str, str]) -> None:
         now = self._now()
-        async with self._transaction() as connection:
-            current = {
-                row.name: row
-                for row in (
-                    await connection.execute(
-                        select(variables.c.name, variables.c.value, variables.c.source)
-                    )
-                ).all()
-            }
+
+        def work(connection: Connection) -> None:
+            query = select(variables.c.name, variables.c.value, variables.c.source)
+            current = {row.name: row for row in connection.execute(query).all()}
             stale = [
                 name
                 for name, row in current.items()
                 if row.source == VariableSource.REPO and name not in values
             ]
             if stale:
-                await connection.execute(delete(variables).where(variables.c.name.in_(stale)))
+                connection.execute(delete(variables).where(variables.c.name.in_(stale)))
             for name, value in values.items():
                 row = current.get(name)
                 if row is not None and (row.source == VariableSource.CLI or row.value == value):
                     continue
                 fields = {"value": value, "secret": False, "source": "repo", "updated_at": now}
                 statement = self._insert(variables).values(name=name, **fields)
-                await connection.execute(
+                connection.execute(
                     statement.on_conflict_do_update(index_elements=[variables.c.name], set_=fields)
                 )
+
+        await self._run(work)
 
     # -- repository files -----------------------------------------------------------------
 
     async def list_repo_files(self) -> dict[str, RepoFileRecord]:
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(select(repo_files).order_by(repo_files.c.path))).all()
+        rows = await self._rows(select(repo_files).order_by(repo_files.c.path))
         return {row.path: RepoFileRecord(**row._mapping) for row in rows}
 
     async def put_repo_file(self, path: str, content_hash: str, size: int) -> None:
         fields = {"content_hash": content_hash, "size": size, "updated_at": self._now()}
         statement = self._insert(repo_files).values(path=path, **fields)
         statement = statement.on_conflict_do_update(index_elements=[repo_files.c.path], set_=fields)
-        async with self._transaction() as connection:
-            await connection.execute(statement)
+        await self._run(lambda connection: connection.execute(statement))
 
     async def delete_repo_file(self, path: str) -> None:
-        async with self._transaction() as connection:
-            await connection.execute(delete(repo_files).where(repo_files.c.path == path))
+        statement = delete(repo_files).where(repo_files.c.path == path)
+        await self._run(lambda connection: connection.execute(statement))
 
     # -- sync runs ------------------------------------------------------------------------
 
@@ -510,8 +568,8 @@ class SqlDatabase:
             "errors": [],
         }
         row.update(dict.fromkeys(SYNC_COUNTS, 0))
-        async with self._transaction() as connection:
-            await connection.execute(sync_runs.insert().values(**row))
+        statement = sync_runs.insert().values(**row)
+        await self._run(lambda connection: connection.execute(statement))
         return sync_id
 
     async def finish_sync(
@@ -539,9 +597,7 @@ class SqlDatabase:
         row = None
         if canonical is not None:
             statement = update(sync_runs).where(sync_runs.c.sync_id == canonical).values(**values)
-            async with self._transaction() as connection:
-                result = await connection.execute(statement.returning(sync_runs.c.sync_id))
-                row = result.first()
+            row = await self._write_first(statement.returning(sync_runs.c.sync_id))
         if row is None:
             raise SyncNotFound(sync_id)
 
@@ -551,9 +607,7 @@ class SqlDatabase:
 
     async def list_syncs(self, limit: int = 20) -> list[SyncRecord]:
         query = select(sync_runs).order_by(sync_runs.c.started_at.desc()).limit(limit)
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(query)).all()
-        return [SyncRecord(**row._mapping) for row in rows]
+        return [SyncRecord(**row._mapping) for row in await self._rows(query)]
 
     # -- executions -----------------------------------------------------------------------
 
@@ -578,82 +632,134 @@ class SqlDatabase:
     ) -> ExecutionRecord:
         execution_id = _require_id(record.execution_id, "execution_id")
         job_id = _require_id(record.job_id, "job_id")
+
+        def work(connection: Connection) -> ExecutionRecord:
+            if exclusive:
+                self._refuse_if_active(connection, job_id, record)
+            return self._insert_execution(connection, record)
+
         try:
-            async with self._transaction() as connection:
-                if exclusive:
-                    await self._refuse_if_active(connection, job_id, record)
-                return await self._insert_execution(connection, record)
+            return await self._run(work)
         except IntegrityError as exc:
             if _violated(exc, job_executions, ["execution_id"]):
                 raise AlreadyExists("execution id", execution_id) from None
             raise
 
-    async def _insert_execution(
-        self, connection: AsyncConnection, record: ExecutionRecord
-    ) -> ExecutionRecord:
+    def _insert_execution(self, connection: Connection, record: ExecutionRecord) -> ExecutionRecord:
         """Insert ``record`` (or return the execution that already has its key)."""
         values = self._execution_values(
             {name: getattr(record, name) for name in _EXECUTION_COLUMNS}
         )
         values["execution_id"] = _require_id(record.execution_id, "execution_id")
         values["job_id"] = _require_id(record.job_id, "job_id")
-        statement = self._insert(job_executions).values(**values)
-        if record.idempotency_key is not None:
+        keyed = record.idempotency_key is not None
+        statement = self._statement(
+            ("insert execution", keyed), lambda: self._execution_insert(keyed)
+        )
+        row = connection.execute(statement, values).first()
+        if row is None:  # the key is taken: the first execution wins
+            row = connection.execute(
+                self._statement("execution by key", self._execution_by_key),
+                {"job_id": values["job_id"], "key": record.idempotency_key},
+            ).one()
+        return self._execution(row)
+
+    def _execution_insert(self, keyed: bool) -> Any:
+        statement = self._insert(job_executions)
+        if keyed:
             statement = statement.on_conflict_do_nothing(
                 index_elements=[job_executions.c.job_id, job_executions.c.idempotency_key]
             )
-        row = (await connection.execute(statement.returning(*job_executions.c))).first()
-        if row is None:  # the key is taken: the first execution wins
-            existing = select(job_executions).where(
-                job_executions.c.job_id == values["job_id"],
-                job_executions.c.idempotency_key == record.idempotency_key,
-            )
-            row = (await connection.execute(existing)).one()
-        return self._execution(row)
+        return statement.returning(*job_executions.c)
 
-    async def _refuse_if_active(
-        self, connection: AsyncConnection, job_id: str, record: ExecutionRecord
+    @staticmethod
+    def _execution_by_key(columns: Any = None) -> Any:
+        return select(*(columns or job_executions.c)).where(
+            job_executions.c.job_id == bindparam("job_id"),
+            job_executions.c.idempotency_key == bindparam("key"),
+        )
+
+    def _refuse_if_active(
+        self, connection: Connection, job_id: str, record: ExecutionRecord
     ) -> None:
         # Serialise the check and the insert per job: PostgreSQL locks the job's row;
         # SQLite's write transactions (BEGIN IMMEDIATE) are serial already.
         if self._dialect == "postgresql":
-            await connection.execute(
-                select(jobs.c.job_id).where(jobs.c.job_id == job_id).with_for_update()
+            lock = self._statement(
+                "lock job",
+                lambda: (
+                    select(jobs.c.job_id)
+                    .where(jobs.c.job_id == bindparam("job_id"))
+                    .with_for_update()
+                ),
             )
+            connection.execute(lock, {"job_id": job_id})
         if record.idempotency_key is not None:
-            same = select(job_executions.c.execution_id).where(
-                job_executions.c.job_id == job_id,
-                job_executions.c.idempotency_key == record.idempotency_key,
+            same = self._statement(
+                "execution id by key",
+                lambda: self._execution_by_key([job_executions.c.execution_id]),
             )
-            if (await connection.execute(same)).first() is not None:
+            if connection.execute(same, {"job_id": job_id, "key": record.idempotency_key}).first():
                 return  # a redelivery: the insert returns the first execution
-        active = select(job_executions.c.execution_id).where(
-            job_executions.c.job_id == job_id,
-            job_executions.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+        active = self._statement(
+            "active execution",
+            lambda: (
+                select(job_executions.c.execution_id)
+                .where(
+                    job_executions.c.job_id == bindparam("job_id"),
+                    job_executions.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+                )
+                .limit(1)
+            ),
         )
-        if (await connection.execute(active.limit(1))).first() is not None:
+        if connection.execute(active, {"job_id": job_id}).first() is not None:
             raise RunInFlight(record.job_name)
 
-    def _claimable(self, execution_id: str, now: datetime) -> ColumnElement[bool]:
+    @staticmethod
+    def _claimable() -> ColumnElement[bool]:
+        """Whether the execution ``:k_execution_id`` may be claimed at ``:now``."""
         return and_(
-            job_executions.c.execution_id == execution_id,
+            job_executions.c.execution_id == bindparam("k_execution_id"),
             or_(
                 job_executions.c.status == ExecutionStatus.QUEUED.value,
                 and_(
                     job_executions.c.status == ExecutionStatus.RUNNING.value,
                     or_(
                         job_executions.c.leased_until.is_(None),
-                        job_executions.c.leased_until <= now,
+                        job_executions.c.leased_until <= bindparam("now", type_=UtcDateTime()),
                     ),
                 ),
             ),
         )
 
-    async def _require_execution(self, connection: AsyncConnection, execution_id: str) -> None:
-        query = select(job_executions.c.execution_id).where(
-            job_executions.c.execution_id == execution_id
+    def _claim_statements(self) -> tuple[Any, Any]:
+        now = bindparam("now", type_=UtcDateTime())
+        lock = (
+            select(job_executions.c.execution_id)
+            .where(self._claimable())
+            .with_for_update(skip_locked=True)
         )
-        if (await connection.execute(query)).first() is None:
+        claim = (
+            update(job_executions)
+            .where(self._claimable())
+            .values(
+                status=ExecutionStatus.RUNNING.value,
+                worker_id=bindparam("v_worker_id"),
+                leased_until=bindparam("v_leased_until", type_=UtcDateTime()),
+                started_at=func.coalesce(job_executions.c.started_at, now),
+            )
+            .returning(*job_executions.c)
+        )
+        return lock, claim
+
+    def _require_execution(self, connection: Connection, execution_id: str) -> None:
+        query = self._statement(
+            "execution exists",
+            lambda: select(job_executions.c.execution_id).where(
+                job_executions.c.execution_id == bindparam("execution_id")
+            ),
+        )
+        if connection.execute(query, {"execution_id": execution_id}).first() is None:
             raise ExecutionNotFound(execution_id)
 
     async def claim_execution(
@@ -664,29 +770,26 @@ class SqlDatabase:
         if canonical is None:
             raise ExecutionNotFound(execution_id)
         now = self._now()
-        claimable = self._claimable(canonical, now)
-        async with self._transaction() as connection:
+        lock, claim = self._statement("claim", self._claim_statements)
+        params = {
+            "k_execution_id": canonical,
+            "now": now,
+            "v_worker_id": worker_id,
+            "v_leased_until": now + lease,
+        }
+
+        def work(connection: Connection) -> Row[Any] | None:
             # PostgreSQL: a competing claimer skips the locked row instead of queueing on
-            # it; SQLite has no row locks and needs none (BEGIN IMMEDIATE serialises).
-            locked = select(job_executions.c.execution_id).where(claimable)
-            found = await connection.execute(locked.with_for_update(skip_locked=True))
-            if found.first() is None:
-                await self._require_execution(connection, canonical)
+            # it. SQLite has no row locks and needs none (BEGIN IMMEDIATE serialises).
+            if self._dialect == "postgresql" and connection.execute(lock, params).first() is None:
+                self._require_execution(connection, canonical)
                 return None
-            statement = (
-                update(job_executions)
-                .where(claimable)
-                .values(
-                    status=ExecutionStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    leased_until=now + lease,
-                    started_at=func.coalesce(
-                        job_executions.c.started_at, literal(now, UtcDateTime())
-                    ),
-                )
-                .returning(*job_executions.c)
-            )
-            row = (await connection.execute(statement)).first()
+            row = connection.execute(claim, params).first()
+            if row is None:
+                self._require_execution(connection, canonical)
+            return row
+
+        row = await self._run(work)
         return None if row is None else self._execution(row)
 
     async def renew_lease(self, execution_id: str, *, worker_id: str, lease_seconds: float) -> bool:
@@ -704,8 +807,7 @@ class SqlDatabase:
             .values(leased_until=self._now() + lease)
             .returning(job_executions.c.execution_id)
         )
-        async with self._transaction() as connection:
-            return (await connection.execute(statement)).first() is not None
+        return await self._write_first(statement) is not None
 
     async def finish_execution(
         self,
@@ -733,23 +835,20 @@ class SqlDatabase:
             values["step_statuses"] = _jsonable(list(step_statuses))
         if context_path is not None:
             values["minio_context_path"] = context_path
-        conditions = [job_executions.c.execution_id == canonical]
-        if worker_id is not None:
-            conditions += [
-                job_executions.c.worker_id == worker_id,
-                job_executions.c.status == ExecutionStatus.RUNNING.value,
-            ]
-        statement = (
-            update(job_executions)
-            .where(*conditions)
-            .values(**values)
-            .returning(job_executions.c.execution_id)
-        )
-        async with self._transaction() as connection:
-            if (await connection.execute(statement)).first() is not None:
+        guarded = worker_id is not None
+        statement = self._execution_update(tuple(sorted(values)), guarded=guarded)
+        params = {f"v_{name}": value for name, value in values.items()}
+        params["k_execution_id"] = canonical
+        if guarded:
+            params["k_worker_id"] = worker_id
+
+        def work(connection: Connection) -> bool:
+            if connection.execute(statement, params).first() is not None:
                 return True
-            await self._require_execution(connection, canonical)
-        return False
+            self._require_execution(connection, canonical)
+            return False
+
+        return await self._run(work)
 
     async def update_execution(self, execution_id: str, /, **changes: Any) -> None:
         unknown = set(changes) - (_EXECUTION_COLUMNS - {"execution_id"})
@@ -761,23 +860,48 @@ class SqlDatabase:
         if not changes:
             await self.get_execution(canonical)
             return
-        statement = (
-            update(job_executions)
-            .where(job_executions.c.execution_id == canonical)
-            .values(**self._execution_values(changes))
-            .returning(job_executions.c.execution_id)
-        )
-        async with self._transaction() as connection:
-            if (await connection.execute(statement)).first() is None:
-                raise ExecutionNotFound(execution_id)
+        values = self._execution_values(changes)
+        statement = self._execution_update(tuple(sorted(values)), guarded=False)
+        params = {f"v_{name}": value for name, value in values.items()}
+        params["k_execution_id"] = canonical
+        row = await self._run(lambda connection: connection.execute(statement, params).first())
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+
+    def _execution_update(self, columns: tuple[str, ...], *, guarded: bool) -> Any:
+        """``UPDATE`` of ``columns`` (bound as ``:v_<name>``) of execution
+        ``:k_execution_id``; ``guarded``: only while ``:k_worker_id`` runs it."""
+
+        def build() -> Any:
+            conditions = [job_executions.c.execution_id == bindparam("k_execution_id")]
+            if guarded:
+                conditions += [
+                    job_executions.c.worker_id == bindparam("k_worker_id"),
+                    job_executions.c.status == ExecutionStatus.RUNNING.value,
+                ]
+            return (
+                update(job_executions)
+                .where(*conditions)
+                .values({name: bindparam(f"v_{name}") for name in columns})
+                .returning(job_executions.c.execution_id)
+            )
+
+        return self._statement(("update execution", columns, guarded), build)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         canonical = _canonical_id(execution_id)
         if canonical is None:
             raise ExecutionNotFound(execution_id)
-        query = select(job_executions).where(job_executions.c.execution_id == canonical)
-        async with self._transaction(write=False) as connection:
-            row = (await connection.execute(query)).first()
+        query = self._statement(
+            "execution",
+            lambda: select(job_executions).where(
+                job_executions.c.execution_id == bindparam("execution_id")
+            ),
+        )
+        row = await self._run(
+            lambda connection: connection.execute(query, {"execution_id": canonical}).first(),
+            write=False,
+        )
         if row is None:
             raise ExecutionNotFound(execution_id)
         return self._execution(row)
@@ -808,8 +932,7 @@ class SqlDatabase:
             query = query.where(table.c.queued_at >= since)
         if until is not None:
             query = query.where(table.c.queued_at < until)
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(query.limit(limit).offset(offset))).all()
+        rows = await self._rows(query.limit(limit).offset(offset))
         return [self._execution(row) for row in rows]
 
     async def due_jobs(self, now: datetime, *, limit: int = 500) -> list[JobRecord]:
@@ -819,14 +942,12 @@ class SqlDatabase:
             .order_by(jobs.c.next_run_at)
             .limit(limit)
         )
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(query)).all()
-        return [self._job(row) for row in rows]
+        return [self._job(row) for row in await self._rows(query)]
 
     async def next_due_at(self) -> datetime | None:
         query = select(func.min(jobs.c.next_run_at)).where(jobs.c.enabled.is_(True))
-        async with self._transaction(write=False) as connection:
-            value: datetime | None = (await connection.execute(query)).scalar_one_or_none()
+        row = await self._first(query)
+        value: datetime | None = None if row is None else row[0]
         return value
 
     async def advance_schedule(
@@ -843,24 +964,42 @@ class SqlDatabase:
             .where(jobs.c.job_id == canonical, condition)
             .values(next_run_at=next_run_at, updated_at=self._now())
         )
-        async with self._transaction() as connection:
-            result = await connection.execute(statement)
-        return bool(result.rowcount == 1)
+        moved = await self._run(lambda connection: connection.execute(statement).rowcount)
+        return bool(moved == 1)
 
     async def fire_schedules(self, fires: Sequence[ScheduledFire]) -> list[FireResult]:
-        results: list[FireResult] = []
         if not fires:
-            return results
-        async with self._transaction() as connection:
+            return []
+        now = self._now()
+        advance = self._statement(
+            "advance schedule",
+            lambda: (
+                update(jobs)
+                .where(
+                    jobs.c.job_id == bindparam("k_job_id"),
+                    jobs.c.next_run_at == bindparam("k_expected", type_=UtcDateTime()),
+                )
+                .values(
+                    next_run_at=bindparam("v_next_run_at"), updated_at=bindparam("v_updated_at")
+                )
+            ),
+        )
+
+        def work(connection: Connection) -> list[FireResult]:
+            results: list[FireResult] = []
             for fire in fires:
                 canonical = _canonical_id(fire.job_id)
                 if canonical is None:
                     results.append(FireResult(advanced=False))
                     continue
-                moved = await connection.execute(
-                    update(jobs)
-                    .where(jobs.c.job_id == canonical, jobs.c.next_run_at == fire.expected)
-                    .values(next_run_at=fire.next_run_at, updated_at=self._now())
+                moved = connection.execute(
+                    advance,
+                    {
+                        "k_job_id": canonical,
+                        "k_expected": fire.expected,
+                        "v_next_run_at": fire.next_run_at,
+                        "v_updated_at": now,
+                    },
                 )
                 if moved.rowcount != 1:
                     results.append(FireResult(advanced=False))
@@ -871,17 +1010,19 @@ class SqlDatabase:
                     continue
                 if fire.exclusive:
                     try:
-                        await self._refuse_if_active(connection, canonical, record)
+                        self._refuse_if_active(connection, canonical, record)
                     except RunInFlight:
                         record = dataclasses.replace(
                             record,
                             status=ExecutionStatus.SKIPPED,
-                            finished_at=self._now(),
+                            finished_at=now,
                             error=fire.refusal,
                         )
-                stored = await self._insert_execution(connection, record)
+                stored = self._insert_execution(connection, record)
                 results.append(FireResult(advanced=True, execution=stored))
-        return results
+            return results
+
+        return await self._run(work)
 
     async def jobs_awaiting_delay(self) -> list[JobRecord]:
         query = select(jobs).where(
@@ -889,9 +1030,7 @@ class SqlDatabase:
             jobs.c.schedule_type == "fixed_delay",
             jobs.c.next_run_at.is_(None),
         )
-        async with self._transaction(write=False) as connection:
-            rows = (await connection.execute(query)).all()
-        return [self._job(row) for row in rows]
+        return [self._job(row) for row in await self._rows(query)]
 
     async def last_finished_execution(self, job_id: str) -> ExecutionRecord | None:
         canonical = _canonical_id(job_id)
@@ -903,8 +1042,7 @@ class SqlDatabase:
             .order_by(job_executions.c.finished_at.desc())
             .limit(1)
         )
-        async with self._transaction(write=False) as connection:
-            row = (await connection.execute(query)).first()
+        row = await self._first(query)
         return None if row is None else self._execution(row)
 
     async def running_executions(self, job_id: str) -> int:
@@ -915,5 +1053,5 @@ class SqlDatabase:
             job_executions.c.job_id == canonical,
             job_executions.c.status.in_([s.value for s in ACTIVE_STATUSES]),
         )
-        async with self._transaction(write=False) as connection:
-            return int((await connection.execute(query)).scalar_one())
+        row = await self._first(query)
+        return 0 if row is None else int(row[0])

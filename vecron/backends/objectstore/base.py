@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import os
 import pathlib
+import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -200,12 +201,15 @@ def check_prefix(prefix: str, *, allow_empty: bool = True) -> str:
     return prefix
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _problem(text: str, *, partial_last: bool) -> str | None:
     if text.startswith("/"):
         return "it must be relative (no leading '/')"
     if "\\" in text:
         return "it must not contain a backslash"
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+    if _CONTROL.search(text):
         return "it must not contain control characters"
     if len(text.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         return f"it is longer than {MAX_PATH_BYTES} bytes"

@@ -8,7 +8,6 @@ URL only, it opens the async engine itself and runs the migrations through
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from alembic import context
@@ -46,16 +45,15 @@ def _run_on(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_with_own_engine(url: str) -> None:
+def _run_with_own_engine(url: str) -> None:
     from vecron.backends.database.engine import create_database_engine
 
     engine = create_database_engine(url)
     try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run_on)
-            await connection.commit()
+        with engine.begin() as connection:
+            _run_on(connection)
     finally:
-        await engine.dispose()
+        engine.dispose()
 
 
 def run_migrations_online() -> None:
@@ -66,7 +64,7 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("set sqlalchemy.url or pass a connection to migrate")
-    asyncio.run(_run_with_own_engine(url))
+    _run_with_own_engine(url)
 
 
 if context.is_offline_mode():
