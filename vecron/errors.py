@@ -155,3 +155,49 @@ class RunInFlight(VecronError):
     def __init__(self, job: str) -> None:
         super().__init__(f"job {job!r} is already running and does not allow concurrent runs")
         self.job = job
+
+
+class SignatureRefused(VecronError):
+    """A webhook delivery's signature was refused (HTTP 401).
+
+    ``reason`` is short and safe to send back to the caller (``"missing signature"``,
+    ``"stale timestamp"``, ``"bad signature"``, …): it never holds the secret or the
+    signature vecron expected.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"signature refused: {reason}")
+        self.reason = reason
+
+
+class PayloadTooLarge(VecronError, ValueError):
+    """A request body is larger than ``limit`` bytes (HTTP 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class UnsupportedContentType(VecronError, ValueError):
+    """A request body's Content-Type is not one vecron reads (HTTP 415)."""
+
+    def __init__(self, content_type: str | None, *, detail: str = "") -> None:
+        shown = repr(content_type) if content_type else "(none)"
+        super().__init__(
+            f"unsupported content type {shown}{detail}: send application/json (or a "
+            "+json type), application/x-www-form-urlencoded or text/*"
+        )
+        self.content_type = content_type
+
+
+class MalformedPayload(VecronError, ValueError):
+    """A request body does not parse as its Content-Type says (HTTP 400)."""
+
+
+class RateLimited(VecronError):
+    """Over a rate limit (HTTP 429); retry after ``retry_after_seconds``."""
+
+    def __init__(self, key: str, *, retry_after_seconds: float) -> None:
+        super().__init__(f"rate limit of {key!r} reached; retry in {retry_after_seconds:.1f} s")
+        self.key = key
+        self.retry_after_seconds = retry_after_seconds

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         spec_commands,
         up_commands,
         vars_commands,
+        webhook_commands,
     )
 
     parser = _Parser(
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_commands.register(commands)
     up_commands.register(commands)
     vars_commands.register(commands)
+    webhook_commands.register(commands)
     return parser
 
 
