@@ -100,8 +100,8 @@ def test_migrate_twice_is_a_no_op(db: Harness) -> None:
         with store.engine.connect() as connection:
             return current(connection)
 
-    assert db.run(body) == "0001"
-    assert db.raw(f"SELECT version_num FROM {VERSION_TABLE}") == [("0001",)]
+    assert db.run(body) == "0002"
+    assert db.raw(f"SELECT version_num FROM {VERSION_TABLE}") == [("0002",)]
 
 
 def test_migrated_schema_matches_the_tables(db: Harness) -> None:
@@ -1033,7 +1033,7 @@ def test_alembic_commands_work_without_an_ini_file(tmp_path: Path) -> None:
     command.upgrade(config, "head")
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [
-            ("0001",)
+            ("0002",)
         ]
     offline = alembic_config("postgresql://vecron@db/vecron")
     offline.output_buffer = io.StringIO()

@@ -25,6 +25,7 @@ import uvicorn
 
 from vecron.backends.database import ExecutionStatus
 from vecron.backends.queue import Queue, open_queue
+from vecron.backends.ratelimit import open_rate_limiter
 from vecron.reconciler.plan import SyncOptions
 from vecron.reconciler.sources import Source
 from vecron.reconciler.sync import reconcile
@@ -123,6 +124,8 @@ async def run_up(
         for executor in executors.values():
             stack.push_async_callback(executor.close)
 
+        rate_limiter = open_rate_limiter(settings.redis_url)
+        stack.push_async_callback(rate_limiter.close)
         sweeper = Sweeper(stores, queue)
 
         def fired(event: Fired) -> None:
@@ -141,7 +144,7 @@ async def run_up(
         )
         server = _Server(
             uvicorn.Config(
-                create_app(stores=stores, queue=queue, metrics=metrics),
+                create_app(stores=stores, queue=queue, metrics=metrics, rate_limiter=rate_limiter),
                 host=options.host,
                 port=options.port,
                 log_level="warning",

@@ -173,6 +173,18 @@ class ExecutionRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRecord:
+    """An API token: its name, role and the SHA-256 of its secret (never the secret)."""
+
+    token_id: str = field(default_factory=new_id)
+    name: str
+    role: str
+    token_hash: str
+    created_at: datetime = field(default_factory=utc_now)
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VariableRecord:
     """A global variable. ``value`` is the plaintext, or :data:`MASK` for a masked secret."""
 
@@ -423,6 +435,28 @@ class Database(Protocol):
 
     async def list_syncs(self, limit: int = 20) -> list[SyncRecord]:
         """The newest ``limit`` syncs, newest first."""
+        ...
+
+    # -- API tokens ------------------------------------------------------------------------
+
+    async def create_token(self, token: TokenRecord) -> None:
+        """Store a new token; :class:`~vecron.errors.AlreadyExists` for a taken name."""
+        ...
+
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``token_hash``, if any."""
+        ...
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token, by name."""
+        ...
+
+    async def delete_token(self, name: str) -> bool:
+        """Revoke a token; ``True`` when it existed."""
+        ...
+
+    async def touch_token(self, token_id: str, when: datetime) -> None:
+        """Record that a token was used at ``when``."""
         ...
 
     # -- executions ----------------------------------------------------------------------

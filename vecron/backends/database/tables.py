@@ -170,3 +170,15 @@ repo_files = Table(
     Column("size", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# API bearer tokens: only a SHA-256 of each token is kept (see vecron.webhook.tokens).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id("token_id", primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+)
