@@ -1,14 +1,19 @@
-"""Commands on webhooks: ``webhook sign`` (``url`` and ``rotate`` join it).
+"""Commands on webhooks: ``webhook url``, ``webhook rotate`` and ``webhook sign``.
 
-``sign`` computes the headers of a signed delivery, to test a job's webhook by hand or
-from a script. The secret never comes from the command line, where shell history and
-``ps`` would keep it: it comes from an environment variable, a file or stdin.
+``url`` prints a job's webhook address (and, asked, its generated secret); ``rotate``
+gives the job a new id, and a new secret where vecron generated it, so that the old
+address answers 404 at once. ``sign`` computes the headers of a signed delivery, to
+test a job's webhook by hand or from a script. The secret never comes from the command
+line, where shell history and ``ps`` would keep it: it comes from an environment
+variable, a file or stdin.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import secrets
 import shlex
 import sys
 from pathlib import Path
@@ -19,17 +24,116 @@ from vecron.webhook import signing
 
 STDIN = "-"
 DEFAULT_CONTENT_TYPE = "application/json"
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+PUBLIC_URL_ENV = "VECRON_PUBLIC_URL"
 
 
 def register(commands: Any) -> None:
     webhook = commands.add_parser(
         "webhook",
-        help="webhooks: sign a test delivery",
+        help="webhooks: a job's address, rotation, signing a test delivery",
         description="Webhooks that start jobs: POST /webhooks/{id}, signed with the job's secret.",
     )
     actions = webhook.add_subparsers(dest="webhook_command", metavar="COMMAND")
     actions.required = True
+    _register_url(actions)
+    _register_rotate(actions)
     _register_sign(actions)
+
+
+def _register_url(actions: Any) -> None:
+    url = actions.add_parser(
+        "url",
+        help="a job's webhook address",
+        description="Print the address senders POST to: BASE/webhooks/ID. BASE is "
+        f"--base-url, else ${PUBLIC_URL_ENV}, else {DEFAULT_BASE_URL}.",
+    )
+    url.add_argument("job", metavar="JOB")
+    url.add_argument("--base-url", metavar="URL", help="the server's public address")
+    url.add_argument(
+        "--show-secret",
+        action="store_true",
+        help="also print the secret on a second line (one vecron generated or the file "
+        "holds; a ${secret:…} reference is named, not printed)",
+    )
+    url.set_defaults(handler=_url)
+
+
+def _register_rotate(actions: Any) -> None:
+    rotate = actions.add_parser(
+        "rotate",
+        help="a new webhook id (and generated secret); the old address stops at once",
+        description="Give JOB's webhook a new id, and a new secret when vecron generated "
+        "the current one (a secret the job file names stays). The old address answers "
+        "404 from now on; print the new one.",
+    )
+    rotate.add_argument("job", metavar="JOB")
+    rotate.add_argument("--base-url", metavar="URL", help="the server's public address")
+    rotate.set_defaults(handler=_rotate)
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    base = args.base_url or os.environ.get(PUBLIC_URL_ENV) or DEFAULT_BASE_URL
+    return base.rstrip("/")
+
+
+async def _webhook_of(stores: Any, name: str) -> tuple[Any, Any]:
+    """A job's record and its webhook trigger; ``UsageError`` when it has none."""
+    from vecron.runtime.trigger import load_definition
+
+    job = await stores.database.get_job(name)
+    definition = None
+    if job.content_hash is not None:
+        definition = await load_definition(stores.objects, job.job_id, job.content_hash)
+    config = None if definition is None else definition.triggers.webhook
+    if config is None or job.webhook_id is None:
+        raise UsageError(f"job {name!r} has no webhook trigger (triggers.webhook)")
+    return job, config
+
+
+def _url(args: argparse.Namespace) -> int:
+    from vecron.settings import Settings
+    from vecron.stores import open_stores
+
+    async def run() -> tuple[Any, Any]:
+        async with open_stores(Settings.from_env()) as stores:
+            return await _webhook_of(stores, args.job)
+
+    job, config = asyncio.run(run())
+    print(f"{_base_url(args)}/webhooks/{job.webhook_id}")
+    if args.show_secret:
+        if job.webhook_secret is not None:
+            print(job.webhook_secret)
+        else:
+            print(f"the secret is {config.secret} (not stored by vecron)", file=sys.stderr)
+    if not job.webhook_enabled:
+        print(f"note: the webhook trigger of {args.job} is off", file=sys.stderr)
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from vecron.settings import Settings
+    from vecron.stores import open_stores
+
+    async def run() -> tuple[str, bool]:
+        async with open_stores(Settings.from_env()) as stores:
+            job, config = await _webhook_of(stores, args.job)
+            changes: dict[str, Any] = {"webhook_id": secrets.token_urlsafe(24)}
+            generated = config.secret is None
+            if generated:
+                changes["webhook_secret"] = secrets.token_urlsafe(32)
+            await stores.database.update_job(job.job_id, **changes)
+            return changes["webhook_id"], generated
+
+    webhook_id, generated = asyncio.run(run())
+    print(f"{_base_url(args)}/webhooks/{webhook_id}")
+    what = "a new id and a new secret" if generated else "a new id (the secret is the file's)"
+    print(
+        f"rotated {args.job}: {what}; the old address answers 404"
+        + (f" (`vecron webhook url {args.job} --show-secret` prints it)" if generated else ""),
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _register_sign(actions: Any) -> None:
