@@ -22,7 +22,9 @@ class Settings:
 
     ``home`` is the folder of the embedded defaults (``./.vecron``). ``secret_key``
     encrypts secrets at rest; when it is not set, the embedded mode keeps a generated
-    key in ``home/secret.key`` (see :mod:`vecron.crypto`).
+    key in ``home/secret.key`` (see :mod:`vecron.crypto`). ``sync_secret``
+    (``VECRON_SYNC_SECRET``) lets a Git host's push webhook, signed with it in GitHub's
+    scheme, start a sync through ``POST /api/v1/sync`` without an API token.
     """
 
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).resolve())
@@ -34,6 +36,7 @@ class Settings:
     repo: str | None = None
     repo_ref: str | None = None
     repo_path: str | None = None
+    sync_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             "repo",
             "repo_ref",
             "repo_path",
+            "sync_secret",
         ):
             value = env.get(ENV_PREFIX + name.upper())
             if value:

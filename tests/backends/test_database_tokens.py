@@ -64,7 +64,8 @@ def test_tokens_list_by_name_delete_and_record_their_last_use(db: Harness) -> No
 
     names, touched, first, again = db.run(body)
     assert names == ["alpha", "mid", "zeta"]
-    assert touched is not None and touched.last_used_at == used
+    assert touched is not None
+    assert touched.last_used_at == used
     assert (first, again) == (True, False)
     assert [row[0] for row in db.raw("SELECT name FROM api_tokens ORDER BY name")] == [
         "alpha",

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         repo_commands,
         run_commands,
         spec_commands,
+        token_commands,
         up_commands,
         vars_commands,
         webhook_commands,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_commands.register(commands)
     vars_commands.register(commands)
     webhook_commands.register(commands)
+    token_commands.register(commands)
     return parser
 
 

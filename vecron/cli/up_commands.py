@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
+from collections.abc import Coroutine
 from typing import Any
 
 from vecron.settings import Settings
@@ -66,13 +68,20 @@ def _up(args: argparse.Namespace) -> int:
     from vecron.spec.schedules import parse_duration
 
     configure_logging(level=args.log_level, fmt=args.log_format)
-    settings = Settings.from_env()
+    # The repository given here is the one POST /api/v1/sync syncs too.
+    settings = Settings.from_env(
+        repo=getattr(args, "repo", None),
+        repo_ref=getattr(args, "ref", None),
+        repo_path=getattr(args, "path", None),
+    )
     source = None
     if "reconcile" in args.roles:
+        if settings.repo is None:
+            settings = dataclasses.replace(settings, repo=".")
         source = open_source(
-            args.repo or settings.repo or ".",
-            ref=args.ref or settings.repo_ref,
-            path=args.path or settings.repo_path,
+            settings.repo or ".",
+            ref=settings.repo_ref,
+            path=settings.repo_path,
             cache_dir=settings.home / "git",
         )
     options = UpOptions(
@@ -91,9 +100,20 @@ def _up(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         await run_up(settings, source, options, stop=stop, announce=_say)
 
-    asyncio.run(main())
+    _run_loop(main())
     return 0
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the long-lived roles on uvloop where it is installed (a faster event loop
+    for the server and the workers), on asyncio's own loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vecron import paths
-from vecron.backends.database import ExecutionRecord, ExecutionStatus
+from vecron.backends.database import ExecutionRecord, ExecutionStatus, TriggerSource
 from vecron.backends.objectstore import ObjectStore
 from vecron.backends.queue import Delivery, Queue, QueueMessage
 from vecron.errors import (
@@ -225,6 +225,10 @@ class Worker:
             outcome = RunOutcome(status=ExecutionStatus.FAILED, error=str(exc))
             await self._finish(record, outcome, None)
             return outcome
+        overrides = record.trigger_data.get("variables")
+        if record.trigger_source == TriggerSource.MANUAL and isinstance(overrides, Mapping):
+            # POST /api/v1/jobs/{name}/runs: values for the job's own variables, this run only.
+            plain.update({k: v for k, v in overrides.items() if k in job.variables})
         context = job_context.initial_context(
             job=job, job_id=record.job_id, execution=record, variables=plain, started_at=started
         )
