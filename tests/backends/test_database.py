@@ -100,8 +100,8 @@ def test_migrate_twice_is_a_no_op(db: Harness) -> None:
         with store.engine.connect() as connection:
             return current(connection)
 
-    assert db.run(body) == "0002"
-    assert db.raw(f"SELECT version_num FROM {VERSION_TABLE}") == [("0002",)]
+    assert db.run(body) == "0003"
+    assert db.raw(f"SELECT version_num FROM {VERSION_TABLE}") == [("0003",)]
 
 
 def test_migrated_schema_matches_the_tables(db: Harness) -> None:
@@ -1033,7 +1033,7 @@ def test_alembic_commands_work_without_an_ini_file(tmp_path: Path) -> None:
     command.upgrade(config, "head")
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [
-            ("0002",)
+            ("0003",)
         ]
     offline = alembic_config("postgresql://vecron@db/vecron")
     offline.output_buffer = io.StringIO()
@@ -1147,5 +1147,70 @@ def test_fire_schedules_in_one_transaction(db: Harness) -> None:
         assert [r.advanced for r in again] == [False, False, False]
         assert len(await store.list_executions(job_name="free")) == 1
         assert (await store.get_job("moved")).next_run_at == later
+
+    db.run(body)
+
+
+def test_fires_that_all_land_are_written_together_and_a_taken_key_undoes_the_batch(
+    db: Harness,
+) -> None:
+    """The batched path (every schedule moves, every key is new) gives what fire-by-fire
+    gives; one taken key sends the whole batch fire by fire, with nothing doubled."""
+
+    async def body(store: SqlDatabase) -> None:
+        t0 = db.clock.now
+        later = t0 + timedelta(minutes=1)
+        names = [f"job-{i}" for i in range(5)]
+        records = [job(name=name) for name in names]
+        await store.insert_jobs(
+            [
+                dataclasses.replace(r, next_run_at=t0, concurrent_execution_allowed=i != 1)
+                for i, r in enumerate(records)
+            ]
+        )
+        await store.create_execution(execution(records[1]))  # job-1 has a run in flight
+        key = f"scheduled:{t0.isoformat()}"
+        fires = [
+            ScheduledFire(
+                job_id=r.job_id,
+                expected=t0,
+                next_run_at=later,
+                execution=None if i == 4 else execution(r, idempotency_key=key),
+                exclusive=i == 1,
+            )
+            for i, r in enumerate(records)
+        ]
+        results = await store.fire_schedules(fires)
+        assert all(r.advanced for r in results)
+        assert [r.skipped for r in results] == [False, True, False, False, False]
+        assert results[4].execution is None
+        for i, name in enumerate(names[:4]):
+            stored = await store.list_executions(job_name=name)
+            assert len(stored) == (2 if i == 1 else 1)
+            result = results[i].execution
+            assert result is not None
+            assert result in stored
+        for name in names:
+            assert (await store.get_job(name)).next_run_at == later
+
+        # Next fire: job-2's key is taken already (the same fire time, by hand).
+        t1 = later
+        taken = execution(records[2], idempotency_key=f"scheduled:{t1.isoformat()}")
+        await store.create_execution(taken)
+        second = [
+            ScheduledFire(
+                job_id=r.job_id,
+                expected=t1,
+                next_run_at=t1 + timedelta(minutes=1),
+                execution=execution(r, idempotency_key=f"scheduled:{t1.isoformat()}"),
+            )
+            for r in records[:3]
+        ]
+        again = await store.fire_schedules(second)
+        assert all(r.advanced for r in again)
+        assert again[2].execution is not None
+        assert again[2].execution.execution_id == taken.execution_id  # the first one wins
+        assert len(await store.list_executions(job_name="job-0")) == 2
+        assert len(await store.list_executions(job_name="job-2")) == 2
 
     db.run(body)

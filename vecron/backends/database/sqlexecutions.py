@@ -95,9 +95,7 @@ class ExecutionTables(SqlCore):
 
     def _insert_execution(self, connection: Connection, record: ExecutionRecord) -> ExecutionRecord:
         """Insert ``record`` (or return the execution that already has its key)."""
-        values = self._execution_values({name: getattr(record, name) for name in EXECUTION_COLUMNS})
-        values["execution_id"] = require_id(record.execution_id, "execution_id")
-        values["job_id"] = require_id(record.job_id, "job_id")
+        values = self._execution_row(record)
         keyed = record.idempotency_key is not None
         statement = self._statement(
             ("insert execution", keyed), lambda: self._execution_insert(keyed)
@@ -432,43 +430,128 @@ class ExecutionTables(SqlCore):
         )
 
         def work(connection: Connection) -> list[FireResult]:
-            results: list[FireResult] = []
-            for fire in fires:
-                canonical = canonical_id(fire.job_id)
-                if canonical is None:
-                    results.append(FireResult(advanced=False))
-                    continue
+            batched = self._fire_together(connection, fires, advance, now)
+            if batched is not None:
+                return batched
+            return [self._fire_one(connection, fire, advance, now) for fire in fires]
+
+        return await self._run(work)
+
+    def _fire_together(
+        self, connection: Connection, fires: Sequence[ScheduledFire], advance: Any, now: datetime
+    ) -> list[FireResult] | None:
+        """Every fire in three statements (one UPDATE and one INSERT for all, one SELECT
+        for the exclusive jobs' runs in flight), when every fire lands as planned: each
+        schedule moves and each execution is new. Otherwise nothing of it stays and
+        ``None`` sends the caller to :meth:`_fire_one`, fire by fire."""
+        ids = [canonical_id(fire.job_id) for fire in fires]
+        if None in ids or len(set(ids)) != len(ids) or not self._sane_multi_rowcount():
+            return None
+        try:
+            with connection.begin_nested():
                 moved = connection.execute(
                     advance,
-                    {
-                        "k_job_id": canonical,
-                        "k_expected": fire.expected,
-                        "v_next_run_at": fire.next_run_at,
-                        "v_updated_at": now,
-                    },
+                    [
+                        {
+                            "k_job_id": job_id,
+                            "k_expected": fire.expected,
+                            "v_next_run_at": fire.next_run_at,
+                            "v_updated_at": now,
+                        }
+                        for job_id, fire in zip(ids, fires, strict=True)
+                    ],
                 )
-                if moved.rowcount != 1:
-                    results.append(FireResult(advanced=False))
-                    continue
-                record = fire.execution
-                if record is None:
-                    results.append(FireResult(advanced=True))
-                    continue
-                if fire.exclusive:
-                    try:
-                        self._refuse_if_active(connection, canonical, record)
-                    except RunInFlight:
-                        record = dataclasses.replace(
-                            record,
+                if moved.rowcount != len(fires):
+                    raise _NotTogether
+                busy = self._jobs_in_flight(
+                    connection,
+                    [i for i, f in zip(ids, fires, strict=True) if f.exclusive and f.execution],
+                )
+                records = [
+                    None
+                    if fire.execution is None
+                    else (
+                        dataclasses.replace(
+                            fire.execution,
                             status=ExecutionStatus.SKIPPED,
                             finished_at=now,
                             error=fire.refusal,
                         )
-                stored = self._insert_execution(connection, record)
-                results.append(FireResult(advanced=True, execution=stored))
-            return results
+                        if job_id in busy
+                        else fire.execution
+                    )
+                    for job_id, fire in zip(ids, fires, strict=True)
+                ]
+                rows = [self._execution_row(record) for record in records if record is not None]
+                if rows:
+                    statement = self._statement("insert executions", self._executions_insert)
+                    if connection.execute(statement, rows).rowcount != len(rows):
+                        raise _NotTogether  # a key already taken: fire by fire
+        except _NotTogether:
+            return None
+        return [FireResult(advanced=True, execution=record) for record in records]
 
-        return await self._run(work)
+    def _sane_multi_rowcount(self) -> bool:
+        return bool(self._engine.dialect.supports_sane_multi_rowcount)
+
+    def _executions_insert(self) -> Any:
+        return self._insert(job_executions).on_conflict_do_nothing(
+            index_elements=[job_executions.c.job_id, job_executions.c.idempotency_key]
+        )
+
+    def _execution_row(self, record: ExecutionRecord) -> dict[str, Any]:
+        values = self._execution_values({name: getattr(record, name) for name in EXECUTION_COLUMNS})
+        values["execution_id"] = require_id(record.execution_id, "execution_id")
+        values["job_id"] = require_id(record.job_id, "job_id")
+        return values
+
+    def _jobs_in_flight(self, connection: Connection, job_ids: list[str | None]) -> set[str]:
+        """Which of ``job_ids`` have a queued or running execution (locking their job
+        rows on PostgreSQL, as :meth:`_refuse_if_active` does)."""
+        if not job_ids:
+            return set()
+        if self._dialect == "postgresql":
+            connection.execute(
+                select(jobs.c.job_id).where(jobs.c.job_id.in_(job_ids)).with_for_update()
+            )
+        query = (
+            select(job_executions.c.job_id)
+            .where(
+                job_executions.c.job_id.in_(job_ids),
+                job_executions.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+            )
+            .distinct()
+        )
+        return {str(row[0]) for row in connection.execute(query)}
+
+    def _fire_one(
+        self, connection: Connection, fire: ScheduledFire, advance: Any, now: datetime
+    ) -> FireResult:
+        canonical = canonical_id(fire.job_id)
+        if canonical is None:
+            return FireResult(advanced=False)
+        moved = connection.execute(
+            advance,
+            {
+                "k_job_id": canonical,
+                "k_expected": fire.expected,
+                "v_next_run_at": fire.next_run_at,
+                "v_updated_at": now,
+            },
+        )
+        if moved.rowcount != 1:
+            return FireResult(advanced=False)
+        record = fire.execution
+        if record is None:
+            return FireResult(advanced=True)
+        if fire.exclusive:
+            try:
+                self._refuse_if_active(connection, canonical, record)
+            except RunInFlight:
+                record = dataclasses.replace(
+                    record, status=ExecutionStatus.SKIPPED, finished_at=now, error=fire.refusal
+                )
+        return FireResult(advanced=True, execution=self._insert_execution(connection, record))
 
     async def jobs_awaiting_delay(self) -> list[JobRecord]:
         query = select(jobs).where(
@@ -501,3 +584,7 @@ class ExecutionTables(SqlCore):
         )
         row = await self._first(query)
         return 0 if row is None else int(row[0])
+
+
+class _NotTogether(Exception):
+    """A batch of fires did not land as planned: undo it, go fire by fire."""

@@ -99,6 +99,7 @@ jobs = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     _id("last_sync_id"),
+    Index(None, "next_run_at"),  # the scheduler's due and next-due queries
 )
 
 # No foreign key to jobs: the history outlives the job (job_name keeps its name).
