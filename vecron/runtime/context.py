@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from vecron.backends.database import ExecutionRecord
 from vecron.backends.objectstore import ObjectStore
 from vecron.spec import schedules
@@ -101,13 +103,22 @@ def scrub_value(value: Any, scrub: Any) -> Any:
     return value
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
 def to_json(context: Mapping[str, Any]) -> bytes:
-    """The stored form of a context: UTF-8 JSON; non-JSON values as text."""
+    """The stored form of a context: compact UTF-8 JSON; non-JSON values as text.
+
+    orjson writes it (five to ten times the standard library's rate); what orjson will
+    not write (an integer past 64 bits) falls back to :mod:`json`, with the same result.
+    """
     document = {"version": CONTEXT_VERSION, **context}
-    # Compact: indent= would push json onto its pure-Python encoder (7x slower).
-    return json.dumps(
-        document, ensure_ascii=False, default=_default, separators=(",", ":")
-    ).encode()
+    try:
+        return orjson.dumps(document, default=_default, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json.dumps(
+            document, ensure_ascii=False, default=_default, separators=(",", ":")
+        ).encode()
 
 
 async def save(objects: ObjectStore, path: str, context: Mapping[str, Any]) -> None:
