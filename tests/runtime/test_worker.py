@@ -308,3 +308,45 @@ async def test_triggers_are_refused_when_they_must_be(runtime: Runtime) -> None:
         await runtime.trigger("two-steps")
     with pytest.raises(TriggerRefused, match="manual runs"):
         await runtime.trigger("two-steps", manual_allowed=False)
+
+
+async def test_a_retry_waits_out_its_backoff_even_for_a_sweeper_that_forgot_it(
+    runtime: Runtime,
+) -> None:
+    """A retry is re-queued with a "not before": a sweeper (another process's, or this
+    one's after its queue forgot the message) does not run it early."""
+    from datetime import UTC, datetime, timedelta
+
+    from vecron.runtime.up import Sweeper
+
+    job = """\
+name: flaky-later
+max_retries: 1
+steps:
+  - {id: call, type: http, config: {url: "${API}/status/502"}}
+"""
+    await runtime.sync({"jobs/flaky.yaml": job})
+    patient = Worker(
+        stores=runtime.stores,
+        queue=runtime.queue,
+        executors=runtime.worker.executors,
+        backoff=lambda attempt: 300.0,
+    )
+    execution_id = await runtime.trigger("flaky-later")
+    (delivery,) = await runtime.queue.fetch(batch=1, timeout_seconds=1)
+    await patient.process(delivery)
+    record = await runtime.stores.database.get_execution(execution_id)
+    assert record.status == ExecutionStatus.QUEUED
+    assert record.attempt == 2
+    assert record.leased_until is not None
+    assert record.leased_until > datetime.now(UTC) + timedelta(seconds=250)
+
+    other = MemoryQueue()
+    sweeper = Sweeper(runtime.stores, other)
+    assert await sweeper.sweep() == 0
+    assert await other.pending() == 0
+    await runtime.stores.database.update_execution(
+        execution_id, leased_until=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert await sweeper.sweep() == 1
+    await other.close()

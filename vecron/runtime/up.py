@@ -78,9 +78,12 @@ class Sweeper:
             status=ExecutionStatus.QUEUED, limit=500
         )
         added = 0
+        now = datetime.now(UTC)
         for record in reversed(records):  # oldest first
             if record.execution_id in self.known:
                 continue
+            if record.leased_until is not None and record.leased_until > now:
+                continue  # a retry waiting out its backoff
             self.known.add(record.execution_id)
             if await enqueue(self.queue, record):
                 added += 1
@@ -88,7 +91,6 @@ class Sweeper:
         stale = await self.stores.database.list_executions(
             status=ExecutionStatus.RUNNING, limit=500
         )
-        now = datetime.now(UTC)
         for record in stale:
             expired = record.leased_until is not None and record.leased_until < now
             if expired and record.execution_id not in self.known:

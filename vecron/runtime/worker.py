@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vecron import paths
@@ -192,7 +192,9 @@ class Worker:
                 attempt=record.attempt + 1,
                 error=outcome.error,
                 step_statuses=outcome.step_statuses,
-                leased_until=None,
+                # A queued retry's lease is its "not before": sweepers leave it alone
+                # until then, whatever their queue still remembers.
+                leased_until=datetime.now(UTC) + timedelta(seconds=delay),
                 worker_id=None,
             )
             log.info("execution %s failed; retry %d in %.0f s", execution_id, record.attempt, delay)
