@@ -272,3 +272,19 @@ def test_the_curl_command_carries_a_body_from_stdin(hook_url: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert run_curl(result.stdout.decode()) == ("vecron application/json", body.encode())
+
+
+def test_extra_headers_join_the_curl_command_and_are_checked(
+    capsys: pytest.CaptureFixture[str], secret_env: str
+) -> None:
+    base = ["--secret-env", secret_env, "--data", "{}"]
+    curl = ["--curl", "http://h/webhooks/x"]
+    code, out, _ = sign(capsys, *base, *curl, "--header", "X-Request-Id: r-1")
+    assert code == 0
+    assert "'X-Request-Id: r-1'" in out
+    code, _, err = sign(capsys, *base, *curl, "--header", "no-colon")
+    assert code == 2
+    assert "Name: value" in err
+    code, _, err = sign(capsys, *base, "--header", "A: b")
+    assert code == 2
+    assert "--curl" in err

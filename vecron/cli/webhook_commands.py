@@ -184,6 +184,13 @@ def _register_sign(actions: Any) -> None:
         metavar="TYPE",
         help=f"the Content-Type of the curl command (default: {DEFAULT_CONTENT_TYPE})",
     )
+    sign.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="another header for the curl command (repeatable), e.g. 'X-Request-Id: r-1'",
+    )
     sign.set_defaults(handler=_sign)
 
 
@@ -192,6 +199,12 @@ def _sign(args: argparse.Namespace) -> int:
         raise UsageError("stdin cannot give both the secret and the body: use a file for one")
     if args.timestamp is not None and args.scheme != "vecron":
         raise UsageError(f"--timestamp applies to the vecron scheme only, not {args.scheme}")
+    for header in args.header:
+        name, colon, _ = header.partition(":")
+        if not colon or not name.strip() or name != name.strip():
+            raise UsageError(f"--header {header!r}: write it as 'Name: value'")
+    if args.header and not args.curl:
+        raise UsageError("--header applies to the curl command (--curl URL)")
     secret = _read_secret(args)
     body = _read_body(args)
     headers = signing.sign(secret, body, scheme=args.scheme, timestamp=args.timestamp)
@@ -252,6 +265,8 @@ def _curl_command(args: argparse.Namespace, headers: dict[str, str], body: bytes
     words = ["curl", "-sS", "-X", "POST", args.curl, "-H", f"Content-Type: {args.content_type}"]
     for name, value in headers.items():
         words += ["-H", f"{name}: {value}"]
+    for header in args.header:
+        words += ["-H", header]
     if args.data_file not in (None, STDIN):
         words += ["--data-binary", f"@{args.data_file}"]
     else:
