@@ -95,7 +95,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 
         async def sleep(seconds: float) -> None:
             # A timer may fire a hair early on the loop's clock; Redis has its own.
-            await asyncio.sleep(seconds + 0.02)
+            await asyncio.sleep(seconds + 0.002)
 
         opened = Harness(limiter=limiter, advance=sleep, slack=0.12)
     try:
