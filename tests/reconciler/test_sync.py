@@ -479,3 +479,36 @@ async def test_a_cli_override_is_not_a_pending_change(stores: Stores, tmp_path: 
     plan = await build_plan(src.snapshot(), database=stores.database, objects=stores.objects)
     assert plan.variables is None
     assert not plan.has_changes
+
+
+async def test_the_reconcile_loop_waits_for_a_sync_that_holds_the_lock(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """`vecron up` shares one lock between its loop and POST /sync: no two syncs
+    interleave their plans and applies."""
+    import asyncio
+
+    from vecron.reconciler.sync import reconcile
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.yaml").write_text(
+        'name: a\nsteps: [{id: s, type: http, config: {url: "https://example.invalid/"}}]\n'
+    )
+    lock, stop = asyncio.Lock(), asyncio.Event()
+    await lock.acquire()
+    loop = asyncio.create_task(
+        reconcile(
+            DirectorySource(repo), stores, SyncOptions(), interval_seconds=60, stop=stop, lock=lock
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert await stores.database.list_syncs() == []  # held: nothing synced
+    lock.release()
+    for _ in range(100):
+        if await stores.database.list_syncs():
+            break
+        await asyncio.sleep(0.05)
+    assert [s.status for s in await stores.database.list_syncs()] == [SyncStatus.OK]
+    stop.set()
+    await loop

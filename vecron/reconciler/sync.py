@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -41,14 +42,17 @@ async def reconcile(
     interval_seconds: float,
     stop: asyncio.Event,
     on_result: Callable[[SyncResult], None] | None = None,
+    lock: asyncio.Lock | None = None,
 ) -> None:
     """Sync, then again every ``interval_seconds`` (or at once when a watched folder
     changes), until ``stop`` is set. A failed or refused sync is logged and retried
-    at the next turn; it never stops the loop.
+    at the next turn; it never stops the loop. Each sync holds ``lock`` (shared with
+    the API's ``POST /sync``), so two syncs never interleave.
     """
     while not stop.is_set():
         try:
-            result = await sync_once(source, stores, options)
+            async with lock or contextlib.nullcontext():
+                result = await sync_once(source, stores, options)
             if on_result is not None:
                 on_result(result)
         except (VecronError, OSError) as exc:  # refused, unreadable source, store down

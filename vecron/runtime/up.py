@@ -36,6 +36,7 @@ from vecron.runtime.worker import Worker, enqueue
 from vecron.settings import Settings
 from vecron.stores import Stores, open_stores
 from vecron.webhook.app import create_app
+from vecron.webhook.state import ServerState
 
 log = logging.getLogger("vecron.up")
 
@@ -144,9 +145,12 @@ async def run_up(
             metrics=metrics,
             on_settled=sweeper.settled,
         )
+        app = create_app(stores=stores, queue=queue, metrics=metrics, rate_limiter=rate_limiter)
+        served: ServerState = app.state.vecron
+        served.after_sync.append(scheduler.wake)
         server = _Server(
             uvicorn.Config(
-                create_app(stores=stores, queue=queue, metrics=metrics, rate_limiter=rate_limiter),
+                app,
                 host=options.host,
                 port=options.port,
                 log_level="warning",
@@ -192,6 +196,7 @@ async def run_up(
                         interval_seconds=options.sync_interval_seconds,
                         stop=background_stop,
                         on_result=synced,
+                        lock=served.sync_lock,
                     ),
                     name="reconciler",
                 )

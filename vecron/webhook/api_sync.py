@@ -43,7 +43,7 @@ class SyncRunner:
     def __init__(self, state: ServerState, *, wait_seconds: float = SYNC_WAIT_SECONDS) -> None:
         self.state = state
         self.wait_seconds = wait_seconds
-        self.lock = asyncio.Lock()
+        self.lock = state.sync_lock  # shared with the reconcile loop of `vecron up`
 
     def signed(self, call: Call) -> bool:
         """Whether ``call`` offers a push webhook's signature instead of a token."""
@@ -103,6 +103,8 @@ class SyncRunner:
             )
             try:
                 result = await sync_once(source, self.state.stores, SyncOptions())
+                for hook in self.state.after_sync:
+                    hook()
             finally:
                 close = getattr(source, "close", None)
                 if close is not None:

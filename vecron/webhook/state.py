@@ -6,6 +6,7 @@ receiver (``/webhooks``) and the API (``/api/v1``) read it, never module globals
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -44,6 +45,10 @@ class ServerState:
     body_limit: int = DEFAULT_BODY_LIMIT
     clock: Callable[[], float] = time.time
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    #: Held while a sync runs: the API's POST /sync and `vecron up`'s reconcile loop.
+    sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Called after a sync through the API (`vecron up` wakes its scheduler).
+    after_sync: list[Callable[[], None]] = field(default_factory=list)
     _definitions: OrderedDict[tuple[str, str], Job] = field(default_factory=OrderedDict)
     _secrets: dict[str, str] | None = None
     _secrets_read_at: float = 0.0
