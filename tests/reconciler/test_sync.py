@@ -505,8 +505,9 @@ async def test_the_reconcile_loop_waits_for_a_sync_that_holds_the_lock(
     await asyncio.sleep(0.5)
     assert await stores.database.list_syncs() == []  # held: nothing synced
     lock.release()
-    for _ in range(100):
-        if await stores.database.list_syncs():
+    for _ in range(200):
+        syncs = await stores.database.list_syncs()
+        if syncs and syncs[0].status != SyncStatus.RUNNING:
             break
         await asyncio.sleep(0.05)
     assert [s.status for s in await stores.database.list_syncs()] == [SyncStatus.OK]
