@@ -16,13 +16,12 @@ LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 10.0
 
 
-@contextlib.contextmanager
-def serve_app(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its base URL (``http://127.0.0.1:PORT``)."""
+def _listening(app: ASGIApp) -> tuple[socket.socket, int, uvicorn.Server]:
+    """A bound loopback socket (IPPROTO_TCP, so accepted connections get TCP_NODELAY),
+    its port, and a quiet uvicorn server for ``app``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOOPBACK, 0))
-    port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
         loop="asyncio",
@@ -34,7 +33,13 @@ def serve_app(app: ASGIApp) -> Iterator[str]:
         access_log=False,
         timeout_graceful_shutdown=1,
     )
-    server = uvicorn.Server(config)
+    return sock, sock.getsockname()[1], uvicorn.Server(config)
+
+
+@contextlib.contextmanager
+def serve_app(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields its base URL (``http://127.0.0.1:PORT``)."""
+    sock, port, server = _listening(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"app-{port}", daemon=True
     )
@@ -59,21 +64,7 @@ async def served(app: ASGIApp) -> AsyncIterator[str]:
     For apps over stores and queues made on the test's own loop (an in-process queue
     belongs to one loop), where :func:`serve_app`'s thread would need a loop of its own.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        http="h11",
-        ws="none",
-        lifespan="off",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
+    sock, port, server = _listening(app)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     with contextlib.closing(sock):
