@@ -8,6 +8,9 @@ need_apt=()
 # Quartz 2.3.2 for the differential cron tests (tests/spec/test_cron_quartz.py).
 if ! ls /usr/share/java/quartz*.jar >/dev/null 2>&1; then need_apt+=(libquartz2-java); fi
 if ! command -v javac >/dev/null 2>&1; then need_apt+=(default-jdk-headless); fi
+# OpenSSH's sshd for the sftp step tests (tests/services/sshd.py starts it per run,
+# as root, with a throwaway host key and a dedicated test user it sets up itself).
+if [[ ! -x /usr/sbin/sshd ]]; then need_apt+=(openssh-server); fi
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -50,6 +50,13 @@ def output_path(job_id: str, execution_id: str, filename: str) -> str:
     return f"{execution_prefix(job_id, execution_id)}output/{_segment(filename, 'file name')}"
 
 
+def output_file_path(job_id: str, execution_id: str, relative: str) -> str:
+    """``output/{relative}``, where ``relative`` may hold ``/``: a file a run wrote that
+    keeps a folder structure (an sftp step's recursive download)."""
+    segments = [_segment(segment, "file name") for segment in relative.split("/")]
+    return f"{execution_prefix(job_id, execution_id)}output/{'/'.join(segments)}"
+
+
 def repo_file_path(relative: str) -> str:
     """The object path of ``files/<relative>`` from the job repository."""
     clean = posixpath.normpath(relative.replace("\\", "/")).lstrip("/")

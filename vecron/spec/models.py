@@ -307,6 +307,10 @@ class TypeConversion(Model):
     format: str | None = Field(
         default=None, description="strftime format for date and datetime text."
     )
+    scale: Annotated[int, Field(ge=0, le=38), BeforeValidator(_whole_number)] | None = Field(
+        default=None,
+        description="Digits after the point of a decimal (38 digits in all); 9 when absent.",
+    )
 
 
 class Filter(Model):
@@ -359,8 +363,12 @@ class FileWriteConfig(Model):
     sheet_name: str | None = None
     delimiter: Delimiter = ","
     encoding: str = "utf-8"
+    has_header: bool = Field(default=True, description="Write the column names as the first row.")
     transformations: list[Transformation] = Field(default_factory=list)
     on_error: Literal["fail", "skip_row"] = "fail"
+    max_inline_rows: NonNegativeInt = Field(
+        default=1000, description="Rows kept in the context's `data`; larger results stay files."
+    )
 
 
 FileConfig = Annotated[FileReadConfig | FileWriteConfig, Field(discriminator="operation")]
@@ -393,18 +401,28 @@ class _SftpBase(Model):
     host: str
     port: Annotated[int, Field(ge=1, le=65535), BeforeValidator(_whole_number)] = 22
     auth: SftpAuth
-    remote_path: str
-    host_key: str | None = Field(
-        default=None, description="A known_hosts line, or a SHA256: fingerprint."
+    remote_path: str = Field(
+        description="Download: a file, a directory, or a wildcard in the last segment. "
+        "Upload: a file, or a directory when it ends in /."
     )
-    known_hosts_path: str | None = None
-    verify_host_key: bool = True
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30
+    host_key: str | None = Field(
+        default=None,
+        description="The server's key: known_hosts lines, public keys or SHA256: fingerprints.",
+    )
+    known_hosts_path: str | None = Field(
+        default=None, description="A known_hosts file on the worker to check the host key with."
+    )
+    verify_host_key: bool = Field(
+        default=True, description="false skips the host key check (and logs a warning)."
+    )
+    timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30, description="Connecting, logging in, and the longest wait for the server."
+    )
 
 
 class SftpDownloadConfig(_SftpBase):
     operation: Literal["download"]
-    recursive: bool = False
+    recursive: bool = Field(default=False, description="Walk subdirectories too.")
     on_no_match: Literal["fail", "succeed"] = Field(
         default="fail", description="When the wildcard matches no file."
     )
@@ -412,9 +430,13 @@ class SftpDownloadConfig(_SftpBase):
 
 class SftpUploadConfig(_SftpBase):
     operation: Literal["upload"]
-    source_path: str
-    create_directories: bool = False
-    overwrite: bool = True
+    source_path: str = Field(
+        description="An object path, or a reference to a file entry or a list of them."
+    )
+    create_directories: bool = Field(
+        default=False, description="Create missing remote directories."
+    )
+    overwrite: bool = Field(default=True, description="false refuses to replace a remote file.")
 
 
 SftpConfig = Annotated[SftpDownloadConfig | SftpUploadConfig, Field(discriminator="operation")]

@@ -1,0 +1,1 @@
+"""Fixtures of the file step tests: files made by other programs, and helpers."""
