@@ -80,6 +80,7 @@ RATE_WINDOW_SECONDS = 60.0
 _SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _SIGNATURE_HEADERS = frozenset({"x-vecron-signature", "x-vecron-timestamp", "x-hub-signature-256"})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +264,7 @@ def _copied_headers(request: Request, config: WebhookTrigger) -> dict[str, str]:
     wanted = [name for name in config.headers if name.lower() not in _SIGNATURE_HEADERS]
     copied = select_headers(request.headers, wanted)
     return {
-        name: MASK
-        if name in ("authorization", "cookie", "proxy-authorization") or (sensitive_name(name))
-        else value
+        name: MASK if name in _CREDENTIAL_HEADERS or sensitive_name(name) else value
         for name, value in copied.items()
     }
 
