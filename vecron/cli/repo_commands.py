@@ -7,9 +7,9 @@ import asyncio
 import json
 import signal
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
+from vecron.cli.output import print_table, when
 from vecron.cli.up_commands import add_log_options
 from vecron.settings import Settings
 
@@ -206,28 +206,22 @@ def _jobs(args: argparse.Namespace) -> int:
                 j.name,
                 "yes" if j.enabled else f"no ({j.disabled_reason})" if j.disabled_reason else "no",
                 j.schedule_expression or "-",
-                _when(j.next_run_at),
+                when(j.next_run_at),
                 (j.source_commit or "-")[:12],
                 j.source_path or "-",
             )
         )
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(table)
     if last is None:
         print("\nlast sync: never")
     else:
         print(
-            f"\nlast sync: {last.status} at {_when(last.finished_at or last.started_at)} "
+            f"\nlast sync: {last.status} at {when(last.finished_at or last.started_at)} "
             f"from {last.source}" + (f" ({last.commit[:12]})" if last.commit else "")
         )
         for error in last.errors[:20]:
             print(f"  {error['path']}:{error['line']}:{error['column']}: {error['message']}")
     return 0
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def _sync_json(last: Any) -> Any:

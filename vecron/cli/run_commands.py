@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from vecron.cli.output import print_table, when
 from vecron.settings import Settings
 
 
@@ -111,14 +112,12 @@ def _runs(args: argparse.Namespace) -> int:
                 r.job_name,
                 str(r.status),
                 str(r.trigger_source),
-                _when(r.queued_at),
+                when(r.queued_at),
                 _duration(r.started_at, r.finished_at),
                 str(r.attempt),
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(table)
     return 0
 
 
@@ -148,7 +147,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"execution  {record.execution_id}")
     print(f"job        {record.job_name}")
     print(f"status     {record.status}  (attempt {record.attempt}, {record.trigger_source})")
-    print(f"queued     {_when(record.queued_at)}")
+    print(f"queued     {when(record.queued_at)}")
     print(f"duration   {_duration(record.started_at, record.finished_at)}")
     if record.error:
         print(f"error      {record.error}")
@@ -189,10 +188,6 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _parse(text: Any) -> datetime | None:
     return datetime.fromisoformat(text) if isinstance(text, str) else None
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:

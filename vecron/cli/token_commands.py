@@ -16,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from vecron.cli.output import print_table, when
 from vecron.errors import AlreadyExists, UsageError, VecronError
 from vecron.settings import Settings
 from vecron.webhook.tokens import ROLE_PERMISSIONS, Role
@@ -118,10 +119,8 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = [("NAME", "ROLE", "CREATED (UTC)", "LAST USED (UTC)")]
     for r in records:
-        table.append((r.name, r.role, _when(r.created_at), _when(r.last_used_at)))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        table.append((r.name, r.role, when(r.created_at), when(r.last_used_at)))
+    print_table(table)
     return 0
 
 
@@ -152,7 +151,3 @@ def _checked_name(name: str) -> str:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -13,9 +13,10 @@ import asyncio
 import json
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
+from vecron.cli.output import print_table, when
 from vecron.errors import ConfigurationError, UsageError, VecronError
 from vecron.settings import Settings
 from vecron.spec.models import VARIABLE_NAME_PATTERN
@@ -153,12 +154,10 @@ def _list(args: argparse.Namespace) -> int:
                 MASK if r.secret else _printable(r.value),
                 "yes" if r.secret else "no",
                 str(r.source),
-                _when(r.updated_at),
+                when(r.updated_at),
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(table)
     return 0
 
 
@@ -216,7 +215,3 @@ def _read_value(name: str) -> str:
 def _printable(value: str) -> str:
     """``value`` on one line: control characters (newlines, tabs) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
