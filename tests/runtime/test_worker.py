@@ -350,3 +350,29 @@ steps:
     )
     assert await sweeper.sweep() == 1
     await other.close()
+
+
+async def test_trigger_wait_waits_for_a_run_another_worker_claimed(runtime: Runtime) -> None:
+    """`vecron trigger --wait` beside a running `vecron up`: when the other worker wins
+    the claim, the command waits for that run's end instead of reporting "running"."""
+    import asyncio
+
+    from vecron.cli.run_commands import wait_until_final
+
+    await runtime.sync({"jobs/two.yaml": TWO_STEPS.format(extra="")})
+    execution_id = await runtime.trigger("two-steps")
+    claimed = await runtime.stores.database.claim_execution(
+        execution_id, worker_id="the-other-worker", lease_seconds=60
+    )
+    assert claimed is not None
+
+    async def other_worker_finishes() -> None:
+        await asyncio.sleep(0.5)
+        await runtime.stores.database.finish_execution(
+            execution_id, worker_id="the-other-worker", status="succeeded", error=None
+        )
+
+    finishing = asyncio.create_task(other_worker_finishes())
+    record = await wait_until_final(runtime.stores.database, execution_id, poll_seconds=0.05)
+    await finishing
+    assert record.status == ExecutionStatus.SUCCEEDED

@@ -6,10 +6,13 @@ import argparse
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vecron.cli.output import print_table, when
 from vecron.settings import Settings
+
+if TYPE_CHECKING:
+    from vecron.backends.database import Database, ExecutionRecord
 
 
 def register(commands: Any) -> None:
@@ -73,7 +76,8 @@ def _trigger(args: argparse.Namespace) -> int:
             finally:
                 for executor in executors.values():
                     await executor.close()
-            return await stores.database.get_execution(record.execution_id)
+            # A running `vecron up` may have claimed it first: then wait for its end.
+            return await wait_until_final(stores.database, record.execution_id)
 
     record = asyncio.run(run())
     if args.format == "json":
@@ -87,6 +91,19 @@ def _trigger(args: argparse.Namespace) -> int:
     if args.wait and str(record.status) != "succeeded":
         return 1
     return 0
+
+
+async def wait_until_final(
+    database: Database, execution_id: str, *, poll_seconds: float = 0.2
+) -> ExecutionRecord:
+    """The execution once it has a final status (whoever runs it)."""
+    from vecron.backends.database import FINAL_STATUSES
+
+    while True:
+        record = await database.get_execution(execution_id)
+        if record.status in FINAL_STATUSES:
+            return record
+        await asyncio.sleep(poll_seconds)
 
 
 def _runs(args: argparse.Namespace) -> int:
