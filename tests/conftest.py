@@ -1,4 +1,4 @@
-"""Shared fixtures: hypothesis profiles and the S3 server every suite uses.
+"""Shared fixtures: hypothesis profiles, the S3 server every suite uses, NATS.
 
 ``s3_server`` (session) is a SeaweedFS S3 server started for the session, or the one
 ``VECRON_TEST_S3_URL`` names; ``s3_url`` is a URL into it with a fresh key prefix,
@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import redis
+import redis.exceptions
 from hypothesis import HealthCheck, settings
 from minio.deleteobjects import DeleteObject
 
@@ -61,6 +65,38 @@ def s3_url(s3_server: S3Server) -> Iterator[str]:
     )
     failed = list(client.remove_objects(s3_server.bucket, names))
     assert not failed, failed
+
+
+NATS_URL = os.environ.get("VECRON_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server with JetStream the tests use (each test takes its own stream)."""
+    address = urlsplit(NATS_URL)
+    try:
+        with socket.create_connection((address.hostname, address.port or 4222), timeout=2):
+            reachable = True
+    except OSError:
+        reachable = False
+    require(reachable, f"no NATS server at {NATS_URL}")
+    return NATS_URL
+
+
+REDIS_URL = os.environ.get("VECRON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server the tests share (each test uses keys of its own)."""
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+        reachable = True
+    except (redis.exceptions.RedisError, OSError):
+        reachable = False
+    require(reachable, "no Redis at VECRON_TEST_REDIS_URL or 127.0.0.1:6379")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="module")

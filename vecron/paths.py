@@ -13,6 +13,7 @@ Layout (DESIGN.md, "Stores"):
 from __future__ import annotations
 
 import posixpath
+from datetime import UTC, datetime
 
 from vecron.errors import SpecError
 
@@ -63,3 +64,8 @@ def repo_file_path(relative: str) -> str:
     if clean.startswith("../") or clean in ("", ".", ".."):
         raise SpecError(f"repository file {relative!r} is outside files/")
     return f"{FILES_PREFIX}{clean}"
+
+
+def fire_lock_name(job_id: str, fire_time: datetime) -> str:
+    """The lock a scheduler takes before it fires ``job_id`` at ``fire_time``."""
+    return f"fire:{job_id}:{fire_time.astimezone(UTC).isoformat()}"

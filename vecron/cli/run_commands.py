@@ -1,10 +1,12 @@
-"""Commands on runs: trigger, runs, show."""
+"""Commands on runs: trigger, retry, runs, show."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,17 @@ def register(commands: Any) -> None:
     )
     trigger.add_argument("--format", choices=("text", "json"), default="text")
     trigger.set_defaults(handler=_trigger)
+
+    retry = commands.add_parser(
+        "retry",
+        help="run a failed, timed-out, interrupted or dead-lettered execution again",
+        description="Queue a new execution of the job's current definition with the "
+        "original's trigger data (a webhook's payload included); retrying one execution "
+        "twice gives the first retry.",
+    )
+    retry.add_argument("execution", metavar="EXECUTION")
+    retry.add_argument("--format", choices=("text", "json"), default="text")
+    retry.set_defaults(handler=_retry)
 
     runs = commands.add_parser("runs", help="list executions, newest first")
     runs.add_argument("job", nargs="?", metavar="JOB")
@@ -62,6 +75,11 @@ def _trigger(args: argparse.Namespace) -> int:
                 trigger_source=TriggerSource.MANUAL,
                 manual_allowed=manual,
             )
+            if await _publish(settings, record):
+                # A shared queue: the workers run it.
+                if not args.wait:
+                    return record
+                return await wait_until_final(stores.database, record.execution_id)
             if not args.wait:
                 return record
             # Run it here; the claim makes sure that a running worker and this process
@@ -90,6 +108,55 @@ def _trigger(args: argparse.Namespace) -> int:
         )
     if args.wait and str(record.status) != "succeeded":
         return 1
+    return 0
+
+
+async def _publish(settings: Settings, record: ExecutionRecord) -> bool:
+    """Publish ``record`` on the settings' queue when it is shared (NATS); whether it
+    did. The in-process queue is another process's: a running worker's sweeper finds
+    the new row in the database instead. A queue that is down only delays the run:
+    the workers' sweepers publish what stayed queued."""
+    from vecron.backends.queue import open_queue
+    from vecron.runtime.worker import enqueue
+
+    if settings.effective_queue_url.startswith("memory:"):
+        return False
+    queue = open_queue(settings.effective_queue_url)
+    try:
+        await enqueue(queue, record)
+    except ConnectionError as exc:
+        print(f"warning: {exc}; a worker will pick the run up later", file=sys.stderr)
+    finally:
+        await queue.close()
+    return True
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from vecron.runtime.trigger import retry_execution
+    from vecron.stores import open_stores
+
+    settings = Settings.from_env()
+
+    async def run() -> tuple[ExecutionRecord, ExecutionRecord, bool]:
+        async with open_stores(settings) as stores:
+            original, record, replayed = await retry_execution(
+                stores.database,
+                stores.objects,
+                args.execution,
+                requested_by=f"cli:{getpass.getuser()}",
+            )
+            if not replayed:
+                await _publish(settings, record)
+            return original, record, replayed
+
+    original, record, replayed = asyncio.run(run())
+    if args.format == "json":
+        document = {**_execution_json(record), "retry_of": original.execution_id}
+        document["replayed"] = replayed
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        again = " (retried before: the same retry)" if replayed else ""
+        print(f"{record.execution_id} queued: a retry of {original.execution_id}{again}")
     return 0
 
 

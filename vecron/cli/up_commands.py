@@ -26,27 +26,45 @@ def register(commands: Any) -> None:
         description="Run vecron in one process on the backends the settings name "
         "(embedded by default: SQLite and a folder under ./.vecron/).",
     )
-    up.add_argument("repo", nargs="?", default=None, metavar="REPO", help="default: .")
-    up.add_argument("--ref", default=None, help="branch, tag or commit (Git)")
-    up.add_argument("--path", default=None, help="the job repository's folder inside it")
-    up.add_argument("--sync-interval", default="30s", metavar="DURATION")
-    _common(up)
+    _repository(up)
+    _common(up, port=8080)
     up.set_defaults(handler=_up, roles=ROLES["up"])
     for role, text in (
         ("scheduler", "fire due jobs into the queue (a distributed role)"),
         ("worker", "run queued executions (a distributed role)"),
         ("serve", "serve the HTTP API (a distributed role)"),
     ):
+        # `vecron reconcile` (repo_commands) is the fourth role.
         parser = commands.add_parser(role, help=text)
-        _common(parser)
+        _common(parser, port=8080 if role == "serve" else 0)
         parser.set_defaults(handler=_up, roles=ROLES[role], repo=None, ref=None, path=None)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _repository(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repo", nargs="?", default=None, metavar="REPO", help="default: .")
+    parser.add_argument("--ref", default=None, help="branch, tag or commit (Git)")
+    parser.add_argument("--path", default=None, help="the job repository's folder inside it")
+    parser.add_argument("--sync-interval", default="30s", metavar="DURATION")
+
+
+def _common(parser: argparse.ArgumentParser, *, port: int) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=port,
+        help="HTTP port"
+        + ("" if port else "; set, the role serves /healthz, /readyz and /metrics there"),
+    )
     parser.add_argument("--workers", type=int, default=8, help="runs in flight at once")
     parser.add_argument("--grace", default="30s", metavar="DURATION", help="shutdown grace")
+    parser.add_argument(
+        "--lease",
+        default="60s",
+        metavar="DURATION",
+        help="how long a worker's claim on a run lasts without its heartbeat: a killed "
+        "worker's runs resume elsewhere after it",
+    )
     add_log_options(parser)
 
 
@@ -90,6 +108,7 @@ def _up(args: argparse.Namespace) -> int:
         workers=args.workers,
         sync_interval_seconds=parse_duration(getattr(args, "sync_interval", "30s")),
         grace_seconds=parse_duration(args.grace),
+        lease_seconds=parse_duration(args.lease),
         roles=args.roles,
     )
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from vecron import paths
 from vecron.backends.database import (
     ExecutionRecord,
     FireResult,
@@ -32,6 +33,7 @@ from vecron.backends.database import (
     ScheduledFire,
     TriggerSource,
 )
+from vecron.backends.locks import Locks
 from vecron.backends.queue import Queue
 from vecron.errors import JobNotFound, ObjectNotFound
 from vecron.runtime.trigger import load_definition
@@ -49,6 +51,13 @@ REFRESH_SECONDS = 1.0
 DEFINITION_CACHE_SIZE = 20_000
 #: How often completed fixed-delay runs are looked for (a scan of the enabled jobs).
 FIXED_DELAY_SCAN_SECONDS = 5.0
+#: How long a (job, fire time) lock lasts: a scheduler that dies holding one delays
+#: that fire by at most this long (another fires it once the lock expires).
+FIRE_LOCK_SECONDS = 15.0
+
+
+#: A due job, where its schedule moves, how late it is, and why it was missed (if so).
+_Plan = tuple[JobRecord, ScheduledFire, float, str | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,9 +82,11 @@ class Scheduler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         refresh_seconds: float = REFRESH_SECONDS,
         on_fire: Callable[[Fired], None] | None = None,
+        locks: Locks | None = None,
     ) -> None:
         self.stores = stores
         self.queue = queue
+        self.locks = locks
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self.on_fire = on_fire
@@ -105,11 +116,13 @@ class Scheduler:
     async def tick(self) -> list[Fired]:
         """Fire every job that is due now, in one transaction; returns what happened."""
         now = self.clock()
-        plans: list[tuple[JobRecord, ScheduledFire, float, str | None]] = []
+        plans: list[_Plan] = []
         for job in await self.stores.database.due_jobs(now):
             planned = await self._plan(job, now)
             if planned is not None:
                 plans.append(planned)
+        if plans and self.locks is not None:
+            plans = await self._locked(plans)
         if not plans:
             return []
         results = await self.stores.database.fire_schedules([fire for _, fire, _, _ in plans])
@@ -129,9 +142,18 @@ class Scheduler:
                 self.on_fire(event)
         return fired
 
-    async def _plan(
-        self, job: JobRecord, now: datetime
-    ) -> tuple[JobRecord, ScheduledFire, float, str | None] | None:
+    async def _locked(self, plans: list[_Plan]) -> list[_Plan]:
+        """The fires whose (job, fire time) lock this scheduler got.
+
+        Without the lock service this raises BackendUnavailable and nothing fires:
+        schedulers stop rather than risk a double fire, and catch up when it is back.
+        """
+        assert self.locks is not None
+        names = [paths.fire_lock_name(fire.job_id, fire.expected) for _, fire, _, _ in plans]
+        tokens = await self.locks.acquire_many(names, ttl_seconds=FIRE_LOCK_SECONDS)
+        return [plan for plan, token in zip(plans, tokens, strict=True) if token is not None]
+
+    async def _plan(self, job: JobRecord, now: datetime) -> _Plan | None:
         """The fire of a due job: where its schedule moves, and the execution to store."""
         fire_time = job.next_run_at
         assert fire_time is not None

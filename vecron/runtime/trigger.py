@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from vecron import paths
@@ -16,7 +16,7 @@ from vecron.backends.database import (
     TriggerSource,
 )
 from vecron.backends.objectstore import ObjectStore
-from vecron.errors import RunInFlight, TriggerRefused
+from vecron.errors import JobNotFound, ObjectNotFound, RunInFlight, TriggerRefused
 from vecron.spec.models import Job
 
 
@@ -78,3 +78,68 @@ async def load_definition(objects: ObjectStore, job_id: str, content_hash: str) 
     """The definition version ``content_hash`` of a job, from the object store."""
     data = await objects.get(paths.definition_version_path(job_id, content_hash))
     return Job.model_validate(json.loads(data))
+
+
+#: Executions an operator may run again (``vecron retry``, ``POST …/retry``).
+RETRYABLE = frozenset(
+    {
+        ExecutionStatus.FAILED,
+        ExecutionStatus.TIMED_OUT,
+        ExecutionStatus.INTERRUPTED,
+        ExecutionStatus.DEAD_LETTERED,
+    }
+)
+
+
+async def retry_execution(
+    database: Database, objects: ObjectStore, execution_id: str, *, requested_by: str
+) -> tuple[ExecutionRecord, ExecutionRecord, bool]:
+    """A new queued execution that runs a finished one again: the job's current
+    definition, the same trigger source, trigger data (the payload included) and
+    scheduled time, with ``retry_of`` added. Returns the original, the new execution,
+    and whether it was there already (retrying one execution twice gives the first
+    retry). Refusals are :class:`TriggerRefused`: ``not_retryable`` (not failed,
+    timed out, interrupted or dead-lettered), ``job_gone``, or those of
+    :func:`create_execution`.
+    """
+    original = await database.get_execution(execution_id)
+    if original.status not in RETRYABLE:
+        allowed = ", ".join(sorted(s.value for s in RETRYABLE))
+        raise TriggerRefused(
+            f"execution {original.execution_id} is {original.status.value}; "
+            f"only {allowed} executions can be retried",
+            reason="not_retryable",
+        )
+    try:
+        job = await database.get_job_by_id(original.job_id)
+    except JobNotFound:
+        raise TriggerRefused(
+            f"job {original.job_name!r} of execution {original.execution_id} no longer exists",
+            reason="job_gone",
+        ) from None
+    manual = True
+    if job.content_hash is not None:
+        try:
+            definition = await load_definition(objects, job.job_id, job.content_hash)
+        except ObjectNotFound:
+            raise TriggerRefused(
+                f"job {job.name!r} is being synced; try again in a moment", reason="syncing"
+            ) from None
+        manual = definition.triggers.manual
+    requested_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    trigger_data = {
+        **original.trigger_data,
+        "retry_of": original.execution_id,
+        "requested_by": requested_by,
+        "requested_at": requested_at,
+    }
+    record = await create_execution(
+        database,
+        job,
+        trigger_source=original.trigger_source,
+        trigger_data=trigger_data,
+        idempotency_key=f"retry:{original.execution_id}",
+        scheduled_at=original.scheduled_at,
+        manual_allowed=manual,
+    )
+    return original, record, record.trigger_data.get("requested_at") != requested_at

@@ -19,11 +19,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
+from starlette.applications import Starlette
 
 from vecron.backends.database import ExecutionStatus
+from vecron.backends.locks import open_locks
 from vecron.backends.queue import Queue, open_queue
 from vecron.backends.ratelimit import open_rate_limiter
 from vecron.reconciler.plan import SyncOptions
@@ -41,6 +43,10 @@ from vecron.webhook.state import ServerState
 log = logging.getLogger("vecron.up")
 
 SWEEP_SECONDS = 1.0
+#: How long an execution may stay queued before the sweeper of a worker on a shared
+#: queue publishes it again (its first publish was lost to a queue outage).
+ORPHAN_SECONDS = 10.0
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +56,7 @@ class UpOptions:
     workers: int = 8
     sync_interval_seconds: float = 30.0
     grace_seconds: float = 30.0
+    lease_seconds: float = 60.0
     sync: SyncOptions = field(default_factory=SyncOptions)
     #: What this process does: reconcile, schedule, work, serve (``vecron up``: all).
     roles: frozenset[str] = frozenset({"reconcile", "schedule", "work", "serve"})
@@ -64,11 +71,20 @@ class _Server(uvicorn.Server):
 
 
 class Sweeper:
-    """Enqueues queued executions that no queue of this process holds."""
+    """Enqueues queued executions that no queue of this process holds.
 
-    def __init__(self, stores: Stores, queue: Queue) -> None:
+    With the in-process queue that is every execution another process created, at
+    once. With a shared queue (NATS) the process that created an execution published
+    it, so only the orphans are swept: executions still queued ``orphan_seconds``
+    after they were queued (or after their retry became due), whose publish was lost
+    to a queue outage. Publishing deduplicates, so a sweep that races a publish is
+    harmless.
+    """
+
+    def __init__(self, stores: Stores, queue: Queue, *, orphan_seconds: float = 0.0) -> None:
         self.stores = stores
         self.queue = queue
+        self.orphan_seconds = orphan_seconds
         self.known: set[str] = set()
 
     def settled(self, execution_id: str) -> None:
@@ -80,14 +96,21 @@ class Sweeper:
         )
         added = 0
         now = datetime.now(UTC)
+        orphaned = now - timedelta(seconds=self.orphan_seconds)
         for record in reversed(records):  # oldest first
             if record.execution_id in self.known:
                 continue
             if record.leased_until is not None and record.leased_until > now:
                 continue  # a retry waiting out its backoff
+            if (record.leased_until or record.queued_at) > orphaned:
+                continue  # its publisher's message is on its way
             self.known.add(record.execution_id)
-            if await enqueue(self.queue, record):
-                added += 1
+            try:
+                if await enqueue(self.queue, record):
+                    added += 1
+            except ConnectionError:
+                self.known.discard(record.execution_id)  # the next sweep tries again
+                raise
         # Runs whose worker died: their lease expired while "running".
         stale = await self.stores.database.list_executions(
             status=ExecutionStatus.RUNNING, limit=500
@@ -129,25 +152,34 @@ async def run_up(
 
         rate_limiter = open_rate_limiter(settings.redis_url)
         stack.push_async_callback(rate_limiter.close)
-        sweeper = Sweeper(stores, queue)
+        shared = not settings.effective_queue_url.startswith("memory:")
+        sweeper = Sweeper(stores, queue, orphan_seconds=ORPHAN_SECONDS if shared else 0.0)
 
         def fired(event: Fired) -> None:
             metrics.scheduler_lag.observe(max(event.lateness_seconds, 0.0))
             if event.execution_id is not None:
                 sweeper.known.add(event.execution_id)
 
-        scheduler = Scheduler(stores=stores, queue=queue, on_fire=fired)
+        locks = open_locks(settings.redis_url)
+        stack.push_async_callback(locks.close)
+        scheduler = Scheduler(stores=stores, queue=queue, on_fire=fired, locks=locks)
         worker = Worker(
             stores=stores,
             queue=queue,
             executors=executors,
             concurrency=options.workers,
+            lease_seconds=options.lease_seconds,
             metrics=metrics,
             on_settled=sweeper.settled,
+            hand_back=shared,
         )
         app = create_app(stores=stores, queue=queue, metrics=metrics, rate_limiter=rate_limiter)
         served: ServerState = app.state.vecron
         served.after_sync.append(scheduler.wake)
+        roles = options.roles
+        if "serve" not in roles:
+            # Another role serves only its probes and metrics.
+            app = Starlette(routes=[r for r in app.routes if getattr(r, "path", "") in PROBES])
         server = _Server(
             uvicorn.Config(
                 app,
@@ -158,9 +190,8 @@ async def run_up(
                 lifespan="off",
             )
         )
-        roles = options.roles
         serving: asyncio.Task[None] | None = None
-        if "serve" in roles:
+        if "serve" in roles or options.port:
             serving = asyncio.create_task(server.serve())
             while not server.started and not serving.done():
                 await asyncio.sleep(0.05)
@@ -176,7 +207,8 @@ async def run_up(
         announce(f"  queue         {queue.describe()}")
         if serving is not None:
             address = f"http://{options.host}:{options.port}"
-            announce(f"  api           {address}  (/healthz, /readyz, /metrics)")
+            what = "api" if "serve" in roles else "probes"
+            announce(f"  {what:<13} {address}  (/healthz, /readyz, /metrics)")
         if "work" in roles:
             announce(f"  workers       {options.workers}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -49,6 +50,10 @@ BACKOFF_SECONDS = (5, 15, 60, 300, 1800)
 DEFINITION_CACHE_SIZE = 1024
 VARIABLES_TTL_SECONDS = 2.0
 LEASE_SECONDS = 60.0
+#: The message field with a queued retry's "not before", in seconds since the epoch.
+NOT_BEFORE = "not_before"
+#: Who holds an execution while the dead letter records it.
+DEAD_LETTER_WORKER = "dead-letter"
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -103,6 +108,7 @@ class Worker:
         backoff: Callable[[int], float] = backoff_seconds,
         metrics: Metrics | None = None,
         on_settled: Callable[[str], None] | None = None,
+        hand_back: bool = False,
     ) -> None:
         self.stores = stores
         self.queue = queue
@@ -114,11 +120,16 @@ class Worker:
         self._backoff = backoff
         self._metrics = metrics
         self._on_settled = on_settled
+        #: On a shutdown, put runs in flight back in the queue for another worker (which
+        #: resumes them after their finished steps) instead of recording them as
+        #: ``interrupted``: what workers on a shared queue do.
+        self.hand_back = hand_back
         self._definitions: dict[tuple[str, str], Job] = {}
         self._stored_variables: dict[str, Any] | None = None
         self._variables_read_at = 0.0
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        queue.dead_letter_handler = self.dead_lettered
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and run until ``stop`` is set; then wait for in-flight runs."""
@@ -162,9 +173,41 @@ class Worker:
                 if self._on_settled is not None:
                     self._on_settled(message.execution_id)
 
+    async def dead_lettered(self, message: QueueMessage, reason: str) -> None:
+        """Record an execution whose message went to the dead letter as ``dead_lettered``.
+
+        Only one that nobody runs: the claim fails for a finished execution or one whose
+        worker still holds its lease. Its trigger data and context stay as they are, for
+        ``vecron retry`` or ``POST /api/v1/executions/{id}/retry``.
+        """
+        database = self.stores.database
+        record = await database.claim_execution(
+            message.execution_id, worker_id=DEAD_LETTER_WORKER, lease_seconds=self.lease_seconds
+        )
+        if record is None:
+            return
+        error = f"dead letter: {reason}"
+        if record.error:
+            error += f" (last error: {record.error})"
+        await database.finish_execution(
+            record.execution_id,
+            worker_id=DEAD_LETTER_WORKER,
+            status=ExecutionStatus.DEAD_LETTERED,
+            error=error,
+            step_statuses=record.step_statuses,
+            context_path=record.minio_context_path,
+        )
+        log.error("execution %s moved to the dead letter: %s", record.execution_id, reason)
+
     async def process(self, delivery: Delivery) -> None:
         """Run the execution of one delivery and settle the delivery."""
         execution_id = delivery.message.execution_id
+        not_before = delivery.message.payload.get(NOT_BEFORE)
+        if isinstance(not_before, int | float):
+            wait = not_before - time.time()
+            if wait > 0.001:
+                await delivery.nack(delay_seconds=wait)  # a retry waiting out its backoff
+                return
         record = await self.stores.database.claim_execution(
             execution_id, worker_id=self.worker_id, lease_seconds=self.lease_seconds
         )
@@ -178,6 +221,10 @@ class Worker:
         heartbeat = asyncio.create_task(self._keep_lease(record, delivery))
         try:
             outcome = await self.execute(record)
+        except asyncio.CancelledError:
+            if self.hand_back:
+                await delivery.nack()  # at once: another worker takes it over
+            raise
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,6 +233,7 @@ class Worker:
         job = await self._job_or_none(record)
         if retry and job is not None and record.attempt <= job.max_retries:
             delay = self._backoff(record.attempt)
+            not_before = datetime.now(UTC) + timedelta(seconds=delay)
             await self.stores.database.update_execution(
                 execution_id,
                 status=ExecutionStatus.QUEUED,
@@ -194,12 +242,22 @@ class Worker:
                 step_statuses=outcome.step_statuses,
                 # A queued retry's lease is its "not before": sweepers leave it alone
                 # until then, whatever their queue still remembers.
-                leased_until=datetime.now(UTC) + timedelta(seconds=delay),
+                leased_until=not_before,
                 worker_id=None,
             )
             log.info("execution %s failed; retry %d in %.0f s", execution_id, record.attempt, delay)
-            await delivery.nack(delay_seconds=delay)
-            return
+            # Each attempt is a message of its own, so that the deliveries the queue
+            # counts toward its dead letter are one attempt's, not the retries'.
+            retried = dataclasses.replace(
+                record,
+                status=ExecutionStatus.QUEUED,
+                attempt=record.attempt + 1,
+                leased_until=not_before,
+            )
+            try:
+                await enqueue(self.queue, retried)
+            except ConnectionError as exc:  # the sweeper enqueues it once the queue is back
+                log.warning("retry of %s not enqueued yet: %s", execution_id, exc)
         await delivery.ack()
 
     async def execute(self, record: ExecutionRecord) -> RunOutcome:
@@ -235,6 +293,15 @@ class Worker:
             job=job, job_id=record.job_id, execution=record, variables=plain, started_at=started
         )
         outcome = RunOutcome(status=ExecutionStatus.SUCCEEDED)
+        resumed = await self._resumable(record, context_path)
+        if resumed is not None:
+            context["steps"] = resumed[0]["steps"]
+            outcome.step_statuses = resumed[1]
+            log.warning(
+                "execution %s resumes after step %s (its worker stopped mid-run)",
+                record.execution_id,
+                resumed[1][-1]["id"],
+            )
         state = _Execution(
             record=record,
             job=job,
@@ -256,9 +323,21 @@ class Worker:
             outcome.status = ExecutionStatus.TIMED_OUT
             outcome.error = f"the run took longer than timeout_seconds ({job.timeout_seconds} s)"
         except asyncio.CancelledError:
+            await state.save_context(self.stores.objects)
+            if self.hand_back:
+                await self.stores.database.update_execution(
+                    record.execution_id,
+                    status=ExecutionStatus.QUEUED,
+                    worker_id=None,
+                    leased_until=None,
+                    step_statuses=outcome.step_statuses,
+                )
+                log.warning(
+                    "execution %s handed back to the queue by a shutdown", record.execution_id
+                )
+                raise
             outcome.status = ExecutionStatus.INTERRUPTED
             outcome.error = "stopped by a shutdown"
-            await state.save_context(self.stores.objects)
             await self._finish(record, outcome, context_path)
             raise
         await state.save_context(self.stores.objects)  # a no-op after a last step's save
@@ -268,7 +347,10 @@ class Worker:
     async def _steps(self, state: _Execution) -> None:
         job, context, outcome = state.job, state.context, state.outcome
         adapter = state.log
+        done = {entry["id"] for entry in outcome.step_statuses}
         for index, step in enumerate(job.steps):
+            if step.id in done:
+                continue  # finished before the worker that ran it stopped
             with log_context(step_id=step.id):
                 started = datetime.now(UTC)
                 values = ValueResolver(
@@ -332,6 +414,7 @@ class Worker:
                         "started_at": started.isoformat(),
                         "completed_at": finished.isoformat(),
                         "error": error,
+                        "attempt": state.record.attempt,
                     }
                 )
                 stop = status == "failed" and not step.continue_on_error
@@ -369,6 +452,42 @@ class Worker:
         if step.timeout_seconds is None:
             return await executor.run(step.config, run)
         return await asyncio.wait_for(executor.run(step.config, run), timeout=step.timeout_seconds)
+
+    async def _resumable(
+        self, record: ExecutionRecord, context_path: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The stored context and the finished steps of this attempt, when a worker
+        stopped mid-run (killed, or lost its lease): the run goes on after them.
+
+        A step counts as finished only when both the row and ``context.json`` say so;
+        a step that was running when the worker stopped runs again.
+        """
+        finished: list[dict[str, Any]] = []
+        for entry in record.step_statuses:  # in run order: keep the finished prefix
+            if entry.get("attempt") != record.attempt:
+                continue
+            if entry.get("status") not in ("succeeded", "skipped"):
+                break
+            finished.append(dict(entry))
+        if not finished:
+            return None
+        try:
+            stored = json.loads(await self.stores.objects.get(context_path))
+        except (ObjectNotFound, ValueError):
+            return None
+        steps = stored.get("steps") if isinstance(stored, dict) else None
+        if not isinstance(steps, dict):
+            return None
+        kept: list[dict[str, Any]] = []
+        for entry in finished:
+            saved = steps.get(entry["id"])
+            if not isinstance(saved, dict) or saved.get("status") != entry["status"]:
+                break
+            kept.append(entry)
+        if not kept:
+            return None
+        ids = {entry["id"] for entry in kept}
+        return {"steps": {k: v for k, v in steps.items() if k in ids}}, kept
 
     async def _variables(self, job: Job) -> tuple[dict[str, Any], dict[str, str], frozenset[str]]:
         """Plain variables (globals under the job's own), secret values, secret names.
@@ -445,11 +564,19 @@ def _holds(condition: str, context: Mapping[str, Any]) -> bool:
 
 
 async def enqueue(queue: Queue, record: ExecutionRecord) -> bool:
-    """Publish ``record`` for the workers; the execution id deduplicates."""
+    """Publish ``record`` for the workers; execution id and attempt deduplicate.
+
+    A queued retry carries its "not before" (its lease) in the message: a worker that
+    gets it early hands it back until then.
+    """
+    payload: dict[str, Any] = {}
+    if record.status == ExecutionStatus.QUEUED and record.leased_until is not None:
+        payload[NOT_BEFORE] = record.leased_until.timestamp()
     return await queue.publish(
         QueueMessage(
-            message_id=record.execution_id,
+            message_id=f"{record.execution_id}:{record.attempt}",
             execution_id=record.execution_id,
             job_id=record.job_id,
+            payload=payload,
         )
     )

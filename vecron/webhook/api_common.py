@@ -139,6 +139,8 @@ _TRIGGER_REFUSALS = {
     "trigger_off": (403, "manual_off"),
     "syncing": (409, "syncing"),
     "concurrent": (409, "run_in_flight"),
+    "not_retryable": (409, "not_retryable"),
+    "job_gone": (404, "job_not_found"),
 }
 
 

@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 
 from vecron.backends.database import ExecutionRecord, ExecutionStatus, TriggerSource
-from vecron.errors import JobNotFound, ObjectNotFound
-from vecron.runtime.trigger import create_execution
-from vecron.webhook.api_common import ApiError, Call, iso, log, now_iso
+from vecron.errors import ObjectNotFound
+from vecron.runtime.trigger import retry_execution as retry
+from vecron.webhook.api_common import ApiError, Call, iso, log
 from vecron.webhook.api_views import execution_detail, execution_summary
 from vecron.webhook.responses import json_response
 
@@ -30,14 +30,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000
 
-RETRYABLE = frozenset(
-    {
-        ExecutionStatus.FAILED,
-        ExecutionStatus.TIMED_OUT,
-        ExecutionStatus.INTERRUPTED,
-        ExecutionStatus.DEAD_LETTERED,
-    }
-)
 """The statuses ``POST /executions/{id}/retry`` accepts."""
 
 FILTERS = frozenset({"job", "status", "trigger_source", "since", "until", "limit", "offset"})
@@ -119,44 +111,12 @@ async def retry_execution(call: Call) -> Response:
     trigger data and scheduled time, and ``retry_of`` in its trigger data. Retrying
     one execution twice answers with the first retry (``Idempotent-Replayed: true``)."""
     state = call.state
-    database = state.stores.database
-    original = await database.get_execution(call.param("execution_id"))
-    if original.status not in RETRYABLE:
-        allowed = ", ".join(sorted(s.value for s in RETRYABLE))
-        raise ApiError(
-            409,
-            "not_retryable",
-            f"execution {original.execution_id} is {original.status.value}; "
-            f"only {allowed} executions can be retried",
-        )
-    try:
-        job = await database.get_job_by_id(original.job_id)
-    except JobNotFound:
-        raise ApiError(
-            404,
-            "job_not_found",
-            f"job {original.job_name!r} of execution {original.execution_id} no longer exists",
-        ) from None
-    definition = await state.definition(job)
-    if definition is None:
-        raise ApiError(409, "syncing", f"job {job.name!r} is being synced; try again in a moment")
-    requested_at = now_iso()
-    trigger_data = {
-        **original.trigger_data,
-        "retry_of": original.execution_id,
-        "requested_by": call.caller.name,
-        "requested_at": requested_at,
-    }
-    record = await create_execution(
-        database,
-        job,
-        trigger_source=original.trigger_source,
-        trigger_data=trigger_data,
-        idempotency_key=f"retry:{original.execution_id}",
-        scheduled_at=original.scheduled_at,
-        manual_allowed=definition.triggers.manual,
+    original, record, replayed = await retry(
+        state.stores.database,
+        state.stores.objects,
+        call.param("execution_id"),
+        requested_by=call.caller.name,
     )
-    replayed = record.trigger_data.get("requested_at") != requested_at
     if not replayed:
         await state.enqueue(record)
     log.info(

@@ -10,7 +10,7 @@ within a duplicate window, as JetStream's ``Nats-Msg-Id``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,7 +58,9 @@ class Queue(Protocol):
     - A message is delivered to at most one consumer at a time, in publish order
       (redeliveries may come later than newer messages).
     - An unsettled delivery is redelivered after ``ack_wait_seconds`` unless
-      ``in_progress`` was called within that time.
+      ``in_progress`` was called within that time. A late ack from the earlier delivery
+      may still remove the message (JetStream acks by stream sequence): what runs an
+      execution once is the claim on its database row, not the ack.
     - A message delivered ``max_deliver`` times without an ack is not delivered again;
       it is kept, with its last reason, in the dead letter (``dead_letters``).
     - ``fetch`` waits up to ``timeout_seconds`` for at least one message and returns at
@@ -67,6 +69,11 @@ class Queue(Protocol):
 
     ack_wait_seconds: float
     max_deliver: int
+    #: Awaited with the message and the reason before a message goes to the dead
+    #: letter (``max_deliver`` reached, or ``term``); if it raises, the message stays
+    #: in the queue and is tried again after ``ack_wait_seconds``. The worker sets it
+    #: to record the execution as ``dead_lettered``.
+    dead_letter_handler: Callable[[QueueMessage, str], Awaitable[None]] | None
 
     async def publish(self, message: QueueMessage) -> bool: ...
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from vecron.backends.queue.base import Delivery, QueueMessage
+
+log = logging.getLogger("vecron.queue")
 
 
 @dataclass(slots=True)
@@ -40,7 +43,9 @@ class MemoryDelivery:
         self.queue._settle(self, delay_seconds)
 
     async def term(self, *, reason: str) -> None:
-        self.queue._terminate(self, reason)
+        entry = self.queue._terminate(self)
+        if entry is not None:
+            await self.queue._dead_letter(entry, reason)
 
     async def in_progress(self) -> None:
         if self.entry.token == self.token and self.message.message_id in self.queue._inflight:
@@ -68,6 +73,7 @@ class MemoryQueue:
         self._dead_letters: list[tuple[QueueMessage, str]] = []
         self._wakeup = asyncio.Condition()
         self._tokens = 0
+        self.dead_letter_handler: Callable[[QueueMessage, str], Awaitable[None]] | None = None
 
     def describe(self) -> str:
         return "memory://"
@@ -89,7 +95,9 @@ class MemoryQueue:
     async def fetch(self, *, batch: int = 1, timeout_seconds: float = 1.0) -> list[Delivery]:
         deadline = self._clock() + timeout_seconds
         while True:
-            taken = self._take(batch)
+            taken, dead = self._take(batch)
+            for entry in dead:
+                await self._dead_letter(entry, f"delivered {entry.deliveries} times")
             if taken:
                 return taken
             remaining = deadline - self._clock()
@@ -100,7 +108,7 @@ class MemoryQueue:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=min(remaining, 0.05))
 
-    def _take(self, batch: int) -> list[Delivery]:
+    def _take(self, batch: int) -> tuple[list[Delivery], list[_Entry]]:
         now = self._clock()
         for message_id, entry in list(self._inflight.items()):
             if entry.deadline <= now:  # the consumer went away: deliver it again
@@ -109,13 +117,14 @@ class MemoryQueue:
                 self._ready.appendleft(entry)
         taken: list[Delivery] = []
         skipped: list[_Entry] = []
+        dead: list[_Entry] = []
         while self._ready and len(taken) < batch:
             entry = self._ready.popleft()
             if entry.available_at > now:
                 skipped.append(entry)
                 continue
             if entry.deliveries >= self.max_deliver:
-                self._dead_letters.append((entry.message, f"delivered {entry.deliveries} times"))
+                dead.append(entry)
                 continue
             entry.deliveries += 1
             self._tokens += 1
@@ -124,7 +133,7 @@ class MemoryQueue:
             self._inflight[entry.message.message_id] = entry
             taken.append(MemoryDelivery(self, entry, entry.token))
         self._ready.extendleft(reversed(skipped))
-        return taken
+        return taken, dead
 
     def _settle(self, delivery: MemoryDelivery, redeliver_after: float | None) -> None:
         entry = delivery.entry
@@ -139,15 +148,27 @@ class MemoryQueue:
             entry.available_at = self._clock() + redeliver_after
             self._ready.append(entry)
 
-    def _terminate(self, delivery: MemoryDelivery, reason: str) -> None:
+    def _terminate(self, delivery: MemoryDelivery) -> _Entry | None:
         entry = delivery.entry
         if (
             entry.token != delivery.token
             or self._inflight.get(entry.message.message_id) is not entry
         ):
-            return
+            return None
         del self._inflight[entry.message.message_id]
         entry.token = 0
+        return entry
+
+    async def _dead_letter(self, entry: _Entry, reason: str) -> None:
+        """Tell the handler, then keep the message; if the handler fails, try later."""
+        if self.dead_letter_handler is not None:
+            try:
+                await self.dead_letter_handler(entry.message, reason)
+            except Exception:
+                log.exception("queue: dead letter of %s not recorded", entry.message.execution_id)
+                entry.available_at = self._clock() + self.ack_wait_seconds
+                self._ready.append(entry)
+                return
         self._dead_letters.append((entry.message, reason))
 
     async def pending(self) -> int:
