@@ -201,3 +201,41 @@ class RateLimited(VecronError):
         super().__init__(f"rate limit of {key!r} reached; retry in {retry_after_seconds:.1f} s")
         self.key = key
         self.retry_after_seconds = retry_after_seconds
+
+
+class CircuitOpen(StepFailed):
+    """A step's target failed too often in a row: calls to it fail fast, without a
+    connection attempt, until its cool-down has passed (see :mod:`vecron.backends.breaker`).
+
+    ``target`` is the breaker's key (``https://host:443``, a DSN without its password);
+    ``retry_after_seconds`` is how long until a call may try the target again;
+    ``cooldown_seconds`` is the breaker's cool-down.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        failures: int,
+        retry_after_seconds: float,
+        cooldown_seconds: float,
+        probing: bool = False,
+    ) -> None:
+        if probing:
+            reason = (
+                f"circuit breaker for {target} is half-open: another call is probing it "
+                f"(its cool-down of {cooldown_seconds:g} s has passed); "
+                f"failing fast, retry in {retry_after_seconds:.1f} s"
+            )
+        else:
+            reason = (
+                f"circuit breaker for {target} is open after {failures} consecutive "
+                f"failures; failing fast without connecting for the {cooldown_seconds:g} s "
+                f"cool-down, {retry_after_seconds:.1f} s left"
+            )
+        super().__init__(reason)
+        self.target = target
+        self.failures = failures
+        self.retry_after_seconds = retry_after_seconds
+        self.cooldown_seconds = cooldown_seconds
+        self.probing = probing

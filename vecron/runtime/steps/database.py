@@ -58,6 +58,14 @@ statement with no result ``timeout_seconds`` + 2 s after it was sent is cancelle
 through the driver (psycopg's cancel request, ``KILL QUERY``, SQLite's interrupt,
 Oracle's break), and so is a statement whose step is cancelled.
 
+Circuit breaker. With one (:mod:`vecron.backends.breaker`), a statement first asks the
+breaker of its target, the URL without its password or query
+(``postgresql://app@db:5432/sales``, :func:`breaker_target`), and fails fast with
+:class:`~vecron.errors.CircuitOpen` while it is open. Failing to connect, a statement
+that times out and a connection lost mid-statement count as the target's failures; an
+answer from the server (a SQL error, a refused login, an unknown database) is a
+success, and a URL or query that does not validate never reaches the breaker.
+
 Errors are :class:`~vecron.errors.StepFailed` naming the target (user, host, port,
 database; never the password) and the driver's message with its code, scrubbed of
 secrets.
@@ -82,14 +90,16 @@ from datetime import time as time_of_day
 from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 from uuid import UUID
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
+from vecron.backends.breaker import CircuitBreaker, guarded
 from vecron.errors import StepFailed
 from vecron.runtime.steps.base import StepRun
 from vecron.runtime.values import MASK, Paramstyle
@@ -132,6 +142,7 @@ _DRIVERS: dict[Kind, str] = {
     "sqlite": "pysqlite",
     "oracle": "oracledb",
 }
+_DEFAULT_PORTS: dict[Kind, int] = {"postgresql": 5432, "mysql": 3306, "oracle": 1521}
 _EXAMPLES: dict[Kind, str] = {
     "postgresql": "postgresql://user:password@host:5432/database",
     "mysql": "mysql://user:password@host:3306/database",
@@ -199,6 +210,22 @@ def describe_target(url: URL) -> str:
     return f"{kind} {user}{url.host or 'localhost'}{port}/{database}"
 
 
+def breaker_target(url: URL) -> str:
+    """The circuit breaker's target of ``url``: ``kind://user@host:port/database``,
+    without the password, the driver or the query (which may hold a password too);
+    ``sqlite:///absolute/path`` for SQLite."""
+    kind = _KIND_OF_SCHEME[url.get_backend_name()]
+    if kind == "sqlite":
+        return f"sqlite://{os.path.abspath(url.database or '')}"
+    user = f"{quote(url.username, safe='')}@" if url.username else ""
+    host = (url.host or "localhost").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = url.port or _DEFAULT_PORTS[kind]
+    database = url.database or url.query.get("service_name") or ""
+    return f"{kind}://{user}{host}:{port}/{database}"
+
+
 def first_keyword(statement: str) -> str:
     """The statement's first word in upper case, past blanks, comments and parentheses."""
     start = _LEADING.match(statement)
@@ -253,11 +280,13 @@ class _Call:
 
 
 class DatabaseStepExecutor:
-    """Runs ``database`` steps; see the module docstring for the rules."""
+    """Runs ``database`` steps; see the module docstring for the rules. ``breaker``
+    guards every target (none: no breaker)."""
 
     step_type: ClassVar[str] = "database"
 
-    def __init__(self) -> None:
+    def __init__(self, *, breaker: CircuitBreaker | None = None) -> None:
+        self._breaker = breaker
         self._targets: OrderedDict[str, _Target] = OrderedDict()
         self._threads: ThreadPoolExecutor | None = None
 
@@ -277,22 +306,26 @@ class DatabaseStepExecutor:
             raise StepFailed(run.values.scrub(str(exc))) from None
         statement, params = _statement(config, run, target.kind)
         call = _Call()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor(),
-            partial(_execute, target, statement, params, config, call),
-        )
-        future.add_done_callback(_retrieve)
-        started = time.monotonic()
-        try:
-            output = await self._wait(future, call, target, config.timeout_seconds)
-        except asyncio.CancelledError:
-            await self._stop(future, call, target)
-            raise
-        except StepFailed:
-            raise
-        except Exception as exc:
-            raise _failure(exc, call, target, config, run) from None
+        async with guarded(self._breaker, breaker_target(url)) as guard:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(
+                self._executor(),
+                partial(_execute, target, statement, params, config, call),
+            )
+            future.add_done_callback(_retrieve)
+            started = time.monotonic()
+            try:
+                output = await self._wait(future, call, target, config.timeout_seconds)
+            except asyncio.CancelledError:
+                await self._stop(future, call, target)
+                raise
+            except StepFailed:  # no connection in time, or the statement timed out
+                guard.failed()
+                raise
+            except Exception as exc:
+                if _target_failed(exc, call, target.kind):
+                    guard.failed()
+                raise _failure(exc, call, target, config, run) from None
         run.log.debug(
             "database %s: %d rows, %s affected in %.3f s",
             target.label,
@@ -651,6 +684,31 @@ def _failure(
     return StepFailed(_scrub(message, run, target))
 
 
+def _target_failed(exc: BaseException, call: _Call, kind: Kind) -> bool:
+    """Whether ``exc`` counts as the target failing, for the circuit breaker."""
+    if isinstance(exc, PoolTimeout):
+        return False  # our own connections are all busy; the server is not to blame
+    orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    if not call.connected:
+        return not _server_answered(orig, kind)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _cancelled(orig, kind)
+
+
+def _server_answered(error: BaseException, kind: Kind) -> bool:
+    """Whether a failure to connect is the server's answer (a refused login, an unknown
+    database) rather than no answer."""
+    if kind == "postgresql":  # libpq puts the server's refusal after "FATAL:"
+        return getattr(error, "sqlstate", None) is not None or "FATAL:" in str(error)
+    if kind == "mysql":  # 1xxx are the server's errors, 2xxx the client's
+        code = error.args[0] if error.args else None
+        return isinstance(code, int) and code < 2000
+    if kind == "oracle":
+        return str(error).startswith("ORA-")
+    return True
+
+
 def _driver_message(error: BaseException) -> str:
     """The driver's message with its error code: what a DBA would search for."""
     args = error.args
@@ -685,6 +743,7 @@ def _scrub(message: str, run: StepRun, target: _Target) -> str:
 __all__ = [
     "PARAMSTYLES",
     "DatabaseStepExecutor",
+    "breaker_target",
     "describe_target",
     "first_keyword",
     "json_value",

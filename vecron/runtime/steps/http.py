@@ -34,6 +34,13 @@ Output ``{status, headers, body}``:
   keeps it as text. A body over ``max_response_bytes`` (decoded size) fails the step
   without being read further.
 
+Circuit breaker: with one (:mod:`vecron.backends.breaker`), each request, the oauth2
+token request too, asks the breaker of its target (``scheme://host:port``) first and
+fails fast with :class:`~vecron.errors.CircuitOpen`, without connecting, while it is
+open. Connection errors, timeouts, broken connections and 5xx answers count as the
+target's failures; any other answer (4xx included) is a success, and a config that does
+not render or validate never reaches the breaker.
+
 Every failure is a :class:`~vecron.errors.StepFailed` naming the method, the URL
 (password hidden, secrets scrubbed) and the cause; an unexpected status keeps the
 response as the error's output. Request headers are never logged; httpx's own
@@ -64,6 +71,7 @@ from urllib.parse import quote, quote_plus, urlencode
 import httpx
 
 from vecron import __version__
+from vecron.backends.breaker import CircuitBreaker, guarded, network_target
 from vecron.errors import StepFailed
 from vecron.runtime.steps.base import StepRun
 from vecron.runtime.values import MASK, ValueResolver
@@ -86,8 +94,10 @@ class HttpStepExecutor:
     """Runs ``http`` steps over one pooled httpx client per TLS-verification setting.
 
     Clients are created on first use and closed by :meth:`close`; OAuth2 tokens are
-    cached in the executor. Creating one adds a filter to the ``httpx`` and ``httpcore``
-    loggers that drops the lines holding the raw URL or the response headers.
+    cached in the executor. ``breaker`` guards every target (none: no breaker; the
+    worker's :func:`~vecron.runtime.steps.default_executors` gives one). Creating one
+    adds a filter to the ``httpx`` and ``httpcore`` loggers that drops the lines
+    holding the raw URL or the response headers.
     """
 
     step_type: ClassVar[str] = "http"
@@ -98,7 +108,9 @@ class HttpStepExecutor:
         max_connections: int = 100,
         max_keepalive_connections: int = 20,
         max_redirects: int = 20,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
+        self._breaker = breaker
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
         )
@@ -133,6 +145,7 @@ class HttpStepExecutor:
                 follow_redirects=config.follow_redirects,
                 max_bytes=config.max_response_bytes,
                 redact=redact,
+                breaker=self._breaker,
                 give_up_on_401=token is not None and attempt == 0,
             )
             if response is None:  # 401 with a cached token: fetch a new one, once
@@ -188,7 +201,7 @@ class HttpStepExecutor:
             if cached is not None and cached is not stale and cached.fresh():
                 return cached
             self._tokens.pop(key, None)
-            token = await _fetch_token(client, oauth, config.timeout_seconds, redact)
+            token = await _fetch_token(client, oauth, config.timeout_seconds, redact, self._breaker)
             run.log.info("http: fetched an oauth2 token from %s", redact.url(oauth.token_url))
             self._tokens[key] = token
             return token
@@ -342,6 +355,7 @@ async def _exchange(
     follow_redirects: bool,
     max_bytes: int,
     redact: _Redactor,
+    breaker: CircuitBreaker | None = None,
     give_up_on_401: bool = False,
     what: str = "",
 ) -> _Response | None:
@@ -349,42 +363,68 @@ async def _exchange(
 
     Returns None for a 401 when ``give_up_on_401``. Every transport failure becomes a
     StepFailed naming ``what`` (a prefix such as ``"oauth2 token request "``), the
-    request and the cause.
+    request and the cause. With a ``breaker``, the request's target
+    (``scheme://host:port``) must be closed or this is its probe
+    (:class:`~vecron.errors.CircuitOpen` otherwise, before connecting); transport
+    failures, timeouts and 5xx answers count as its failures, any other answer as a
+    success.
     """
     label = f"{what}{request.label}"
     reading = False
-    try:
-        async with (
-            asyncio.timeout(timeout_seconds),
-            client.stream(
-                request.method,
-                request.url,
-                headers=[(name.encode(), value.encode()) for name, value in headers.items()],
-                content=request.content,
-                timeout=httpx.Timeout(timeout_seconds),
-                follow_redirects=follow_redirects,
-            ) as response,
-        ):
-            if response.status_code == 401 and give_up_on_401:
-                return None
-            reading = True
-            content = await _read_limited(response, request.method, max_bytes)
-            return _Response(
-                status=response.status_code,
-                reason=response.reason_phrase,
-                headers=response.headers,
-                content=content,
-            )
-    except _BodyTooLarge as exc:
-        head = _response_head(exc.response, redact)
-        raise StepFailed(f"{label} failed: {exc}", output=head) from None
-    except TimeoutError:
-        phase = "reading the response body" if reading else "waiting for the response"
-        cause = f"timed out after {timeout_seconds:g} s (timeout_seconds) {phase}"
-        raise StepFailed(f"{label} failed: {cause}") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        cause = _transport_cause(exc, timeout_seconds, reading, redact, client.max_redirects)
-        raise StepFailed(f"{label} failed: {cause}") from None
+    async with guarded(breaker, breaker_target(request.url)) as call:
+        try:
+            async with (
+                asyncio.timeout(timeout_seconds),
+                client.stream(
+                    request.method,
+                    request.url,
+                    headers=[(name.encode(), value.encode()) for name, value in headers.items()],
+                    content=request.content,
+                    timeout=httpx.Timeout(timeout_seconds),
+                    follow_redirects=follow_redirects,
+                ) as response,
+            ):
+                if response.status_code >= 500:
+                    call.failed()
+                if response.status_code == 401 and give_up_on_401:
+                    return None
+                reading = True
+                content = await _read_limited(response, request.method, max_bytes)
+                return _Response(
+                    status=response.status_code,
+                    reason=response.reason_phrase,
+                    headers=response.headers,
+                    content=content,
+                )
+        except _BodyTooLarge as exc:
+            head = _response_head(exc.response, redact)
+            raise StepFailed(f"{label} failed: {exc}", output=head) from None
+        except TimeoutError:
+            call.failed()
+            phase = "reading the response body" if reading else "waiting for the response"
+            cause = f"timed out after {timeout_seconds:g} s (timeout_seconds) {phase}"
+            raise StepFailed(f"{label} failed: {cause}") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            if isinstance(exc, _TARGET_FAILURES):
+                call.failed()
+            cause = _transport_cause(exc, timeout_seconds, reading, redact, client.max_redirects)
+            raise StepFailed(f"{label} failed: {cause}") from None
+
+
+#: What counts as the target failing: it cannot be reached, is too slow or breaks the
+#: connection (a redirect loop, an undecodable body or a bad redirect URL do not).
+_TARGET_FAILURES = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
+
+
+def breaker_target(url: httpx.URL) -> str:
+    """The circuit breaker's target of ``url``: ``scheme://host:port``, nothing else."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return network_target(url.scheme, url.host, port)
 
 
 async def _read_limited(response: httpx.Response, method: str, max_bytes: int) -> bytes:
@@ -634,7 +674,11 @@ def _render_oauth2(
 
 
 async def _fetch_token(
-    client: httpx.AsyncClient, oauth: _OAuth2, timeout_seconds: float, redact: _Redactor
+    client: httpx.AsyncClient,
+    oauth: _OAuth2,
+    timeout_seconds: float,
+    redact: _Redactor,
+    breaker: CircuitBreaker | None,
 ) -> _Token:
     credentials = f"{quote_plus(oauth.client_id)}:{quote_plus(oauth.client_secret)}"
     encoded = base64.b64encode(credentials.encode()).decode("ascii")
@@ -664,6 +708,7 @@ async def _fetch_token(
         follow_redirects=False,
         max_bytes=TOKEN_RESPONSE_MAX_BYTES,
         redact=redact,
+        breaker=breaker,
         what=what,
     )
     assert response is not None

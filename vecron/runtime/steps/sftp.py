@@ -31,6 +31,15 @@ With ``overwrite: false`` an existing target fails the step before anything is s
 Output: ``{files: [{path, filename, size, remote_path}], file_count, remote_path}``,
 where ``path`` is the object path and ``size`` is in bytes.
 
+Circuit breaker: with one (:mod:`vecron.backends.breaker`), a step first asks the
+breaker of its target (``sftp://host:port``) and fails fast with
+:class:`~vecron.errors.CircuitOpen`, without connecting, while it is open. A failure to
+connect (DNS, refused, no answer within ``timeout_seconds``, no SSH banner, a broken
+key exchange) counts as the target's failure; once the server spoke SSH the step is
+the target's success, whatever follows (a refused login, a host key mismatch, a
+missing file, a transfer that breaks). An error before connecting (a private key or
+``known_hosts`` file that cannot be read, a missing upload source) counts neither way.
+
 paramiko blocks, so every network call runs on this executor's own thread pool; a
 cancelled step stops its thread at the next chunk (or, after
 :data:`CANCEL_GRACE_SECONDS`, by closing the connection) before ``run`` returns.
@@ -51,8 +60,9 @@ from typing import Any, ClassVar, TypeVar
 
 import paramiko
 
+from vecron.backends.breaker import CircuitBreaker, guarded, network_target
 from vecron.backends.objectstore.base import OperationCancelled
-from vecron.errors import ObjectNotFound, SpecError, StepFailed, VecronError
+from vecron.errors import CircuitOpen, ObjectNotFound, SpecError, StepFailed, VecronError
 from vecron.logs import register_secrets
 from vecron.paths import output_file_path
 from vecron.runtime.steps.base import StepRun
@@ -80,12 +90,20 @@ class SftpStepExecutor:
     """Runs ``sftp`` steps; one connection per run, on a thread pool of its own.
 
     ``work_dir`` is where downloads and uploads are staged between the server and the
-    object store (the system's temporary folder when None).
+    object store (the system's temporary folder when None). ``breaker`` guards every
+    target (none: no breaker).
     """
 
     step_type: ClassVar[str] = "sftp"
 
-    def __init__(self, *, max_threads: int = THREADS, work_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_threads: int = THREADS,
+        work_dir: Path | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._breaker = breaker
         self._max_threads = max_threads
         self._work_dir = work_dir
         self._threads: ThreadPoolExecutor | None = None
@@ -105,10 +123,21 @@ class SftpStepExecutor:
         work = Path(
             await asyncio.to_thread(tempfile.mkdtemp, prefix="vecron-sftp-", dir=self._work_dir)
         )
+        target = network_target("sftp", plan.endpoint.host, plan.endpoint.port)
         try:
-            if isinstance(config, SftpDownloadConfig):
-                return await self._download(config, plan, run, abort, work)
-            return await self._upload(config, plan, run, abort, work)
+            async with guarded(self._breaker, target) as guard:
+                try:
+                    if isinstance(config, SftpDownloadConfig):
+                        return await self._download(config, plan, run, abort, work)
+                    return await self._upload(config, plan, run, abort, work)
+                except Exception:
+                    if not abort.dialed:  # a key, a known_hosts file, a missing source
+                        guard.unreached()
+                    elif not abort.answered:
+                        guard.failed()
+                    raise
+        except CircuitOpen:
+            raise
         except StepFailed as exc:
             raise StepFailed(plan.redact(str(exc)), output=exc.output) from None
         except VecronError:  # the object store's own errors, a missing reference

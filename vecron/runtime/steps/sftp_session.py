@@ -89,9 +89,14 @@ class Abort:
     :meth:`check` raises :class:`OperationCancelled` once :meth:`cancel` was called
     (transfers check between chunks); :meth:`close_connection` also closes the socket and
     transport, which ends a read or write blocked on the network.
+
+    It also tells the loop how far connecting got, for the circuit breaker: ``dialed``
+    once a TCP connection was tried, ``answered`` once the server spoke SSH.
     """
 
     def __init__(self) -> None:
+        self.dialed = False
+        self.answered = False
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._closeables: list[_Closeable] = []
@@ -216,6 +221,7 @@ def _handshake(
     algorithms first; with ``only``, for those alone (None if the server has none)."""
     abort.check()
     timeout = endpoint.timeout_seconds
+    abort.dialed = True
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
     except socket.gaierror as exc:
@@ -259,6 +265,7 @@ def _handshake(
     try:
         transport.start_client(timeout=timeout)
     except IncompatiblePeer:
+        abort.answered = True
         transport.close()
         abort.check()
         if only:
@@ -270,6 +277,7 @@ def _handshake(
         transport.close()
         abort.check()
         raise _connection_error(endpoint, "negotiating SSH", exc) from None
+    abort.answered = True
     return transport
 
 
