@@ -25,6 +25,8 @@ class Settings:
     key in ``home/secret.key`` (see :mod:`vecron.crypto`). ``sync_secret``
     (``VECRON_SYNC_SECRET``) lets a Git host's push webhook, signed with it in GitHub's
     scheme, start a sync through ``POST /api/v1/sync`` without an API token.
+    ``redact_pattern`` (``VECRON_REDACT_PATTERN``) is a regular expression of keys whose
+    values ``vecron export`` redacts too, beyond the built-in sensitive fields.
     """
 
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).resolve())
@@ -37,6 +39,7 @@ class Settings:
     repo_ref: str | None = None
     repo_path: str | None = None
     sync_secret: str | None = field(default=None, repr=False)
+    redact_pattern: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             "repo_ref",
             "repo_path",
             "sync_secret",
+            "redact_pattern",
         ):
             value = env.get(ENV_PREFIX + name.upper())
             if value:

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         run_commands,
         spec_commands,
         token_commands,
+        transfer_commands,
         up_commands,
         vars_commands,
         webhook_commands,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     vars_commands.register(commands)
     webhook_commands.register(commands)
     token_commands.register(commands)
+    transfer_commands.register(commands)
     return parser
 
 

@@ -4,7 +4,8 @@ Desired is the job repository at one snapshot; live is what the stores hold. Fil
 compared by content hash (Git blob ids), so only files that changed are read and
 validated: a re-sync of an unchanged repository parses nothing. An invalid file never
 deletes or changes the live job of its path or its name; safety rules refuse plans
-that would delete every job or more than a fraction of them.
+that would delete every job or more than a fraction of them. Jobs that did not come
+from the repository (imported ones: no source path) are never deleted or disabled.
 """
 
 from __future__ import annotations
@@ -209,7 +210,10 @@ async def build_plan(
                 )
             )
     desired_names = set(desired) | set(unchanged)
-    for live in live_jobs:
+    # A job with no source path was not synced from the repository (`vecron import`): a
+    # sync never removes it; a file that defines its name takes it over (an update).
+    managed = [job for job in live_jobs if job.source_path is not None]
+    for live in managed:
         if live.name in desired_names or live.name in protected or live.source_path in protected:
             continue
         if options.prune:
@@ -233,7 +237,7 @@ async def build_plan(
         variables=None
         if variables_invalid
         else await _variables_change(database, global_variables),
-        live_count=len(live_jobs),
+        live_count=len(managed),
     )
     return _with_refusal(plan, options)
 

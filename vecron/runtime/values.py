@@ -11,6 +11,7 @@ parameters in the driver's own placeholder style.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -32,6 +33,8 @@ from vecron.spec.references import (
 
 MASK = "******"
 SECRET_ENV_PREFIX = "VECRON_SECRET_"
+# A ``${secret:NAME}`` inside a variable's value (not the escaped ``$${…}``).
+_SECRET_IN_VALUE = re.compile(r"(?<!\$)\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
 Paramstyle = Literal["qmark", "format", "pyformat", "numeric", "named"]
 
 
@@ -125,6 +128,12 @@ class ValueResolver:
         value = self._variables[var.name]
         if var.name in self._secret_variables and isinstance(value, str):
             self._remember(value)
+        elif isinstance(value, str) and "${secret:" in value:
+            # A variable may name a secret (variables.yaml, an imported job's variables):
+            # its secrets are filled in, nothing else in it is (no nesting of variables).
+            value = _SECRET_IN_VALUE.sub(
+                lambda match: str(self.variable(Variable(name=match[1], secret=True))), value
+            )
         return value
 
     def render(self, value: Any) -> Any:

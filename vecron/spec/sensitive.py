@@ -4,7 +4,8 @@ One place decides it, for the validator (a literal secret is a warning) and for 
 exporter (every secret is redacted). A value is sensitive by its key (``password``,
 ``token``, ``client_secret``, ``private_key``, ``passphrase``, a webhook ``secret``,
 …), by being the password part of a connection string or URL, or by being a
-credential header such as ``Authorization``.
+credential header such as ``Authorization``. The exporter adds keys of its own with a
+``key_pattern`` (``vecron export --redact-pattern``).
 """
 
 from __future__ import annotations
@@ -95,31 +96,68 @@ def embedded_password(text: str) -> tuple[int, int] | None:
     return match.span("pw")
 
 
-def find_sensitive(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[SensitiveValue]:
-    """Every sensitive string in ``data`` (a job document as plain data)."""
+def find_sensitive(
+    data: Any,
+    loc: tuple[str | int, ...] = (),
+    *,
+    key_pattern: re.Pattern[str] | None = None,
+    numbers: bool = False,
+) -> Iterator[SensitiveValue]:
+    """Every sensitive string in ``data`` (a job document as plain data).
+
+    ``key_pattern`` makes every string under a key it matches (``search``: a field, a
+    header or a variable name) sensitive as well. With ``numbers``, a number under a
+    sensitive key (``DB_PASSWORD: 1234``) is one too, with ``value`` its text.
+    """
     if isinstance(data, dict):
         in_headers = bool(loc) and loc[-1] == "headers"
         in_variables = loc == ("variables",)
         for key, value in data.items():
             here = (*loc, key)
             if isinstance(value, str):
-                found = _classify(str(key), value, in_headers=in_headers, in_vars=in_variables)
+                found = _classify(
+                    str(key),
+                    value,
+                    in_headers=in_headers,
+                    in_vars=in_variables,
+                    pattern=key_pattern,
+                )
                 if found is not None:
                     start, end, reason = found
                     yield SensitiveValue(loc=here, value=value, start=start, end=end, reason=reason)
+            elif numbers and isinstance(value, int | float) and not isinstance(value, bool):
+                text = str(value)
+                found = _classify(
+                    str(key),
+                    text,
+                    in_headers=in_headers,
+                    in_vars=in_variables,
+                    pattern=key_pattern,
+                )
+                if found is not None:
+                    yield SensitiveValue(
+                        loc=here, value=text, start=0, end=len(text), reason=found[2]
+                    )
             else:
-                yield from find_sensitive(value, here)
+                yield from find_sensitive(value, here, key_pattern=key_pattern, numbers=numbers)
     elif isinstance(data, list):
         for index, item in enumerate(data):
-            yield from find_sensitive(item, (*loc, index))
+            yield from find_sensitive(item, (*loc, index), key_pattern=key_pattern, numbers=numbers)
 
 
 def _classify(
-    key: str, value: str, *, in_headers: bool, in_vars: bool
+    key: str,
+    value: str,
+    *,
+    in_headers: bool,
+    in_vars: bool,
+    pattern: re.Pattern[str] | None = None,
 ) -> tuple[int, int, str] | None:
     lowered = key.lower()
     if not value:
         return None
+    if pattern is not None and pattern.search(key):
+        return 0, len(value), f"{key} (matches the redaction pattern)"
     if in_headers and lowered in SENSITIVE_HEADERS:
         return 0, len(value), f"header {key}"
     if in_vars and sensitive_name(key):
