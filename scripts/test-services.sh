@@ -11,6 +11,9 @@ if ! command -v javac >/dev/null 2>&1; then need_apt+=(default-jdk-headless); fi
 # OpenSSH's sshd for the sftp step tests (tests/services/sshd.py starts it per run,
 # as root, with a throwaway host key and a dedicated test user it sets up itself).
 if [[ ! -x /usr/sbin/sshd ]]; then need_apt+=(openssh-server); fi
+# Debian's Chromium for the dashboard's browser tests (tests/dashboard/test_e2e.py drives
+# it with the playwright package; playwright's own browser download does not work here).
+if ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

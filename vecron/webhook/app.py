@@ -1,4 +1,5 @@
-"""The HTTP server of a vecron process: webhooks, the API, health, readiness, metrics.
+"""The HTTP server of a vecron process: webhooks, the API, the dashboard, health,
+readiness, metrics.
 
 :func:`create_app` puts together the webhook receiver (:mod:`.receiver`), the API under
 ``/api/v1`` (:mod:`.api`) and the operational routes here, over one
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from vecron import __version__
 from vecron.backends.queue import Queue
 from vecron.backends.ratelimit import MemoryRateLimiter, RateLimiter
+from vecron.dashboard.routes import routes as dashboard_routes
 from vecron.runtime.metrics import Metrics
 from vecron.stores import Stores
 from vecron.webhook import api, receiver
@@ -67,6 +69,7 @@ def create_app(
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.queue_size.set(await queue.pending())
+        await metrics.refresh()
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     app = Starlette(
@@ -76,6 +79,7 @@ def create_app(
             Route("/metrics", metrics_endpoint),
             *receiver.routes(state),
             *api.routes(state),
+            *dashboard_routes(state),
         ],
     )
     app.state.vecron = state
