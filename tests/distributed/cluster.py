@@ -103,8 +103,9 @@ class Cluster:
 
     def executions(self) -> list[dict[str, Any]]:
         return self.sql(
-            "SELECT execution_id::text AS execution_id, job_name, status, scheduled_at, attempt, error, "
-            "step_statuses, trigger_source FROM job_executions ORDER BY queued_at"
+            "SELECT execution_id::text AS execution_id, job_name, status, scheduled_at, "
+            "attempt, error, step_statuses, trigger_source FROM job_executions "
+            "ORDER BY queued_at"
         )
 
 

@@ -376,3 +376,41 @@ async def test_trigger_wait_waits_for_a_run_another_worker_claimed(runtime: Runt
     record = await wait_until_final(runtime.stores.database, execution_id, poll_seconds=0.05)
     await finishing
     assert record.status == ExecutionStatus.SUCCEEDED
+
+
+async def test_a_retry_waits_for_an_open_circuit_breaker(runtime: Runtime) -> None:
+    """A step refused by an open breaker is retried after the breaker's cool-down, not
+    after the (shorter) backoff: retries during the cool-down would be wasted."""
+    from datetime import UTC, datetime, timedelta
+
+    from vecron.backends.breaker import MemoryCircuitBreaker
+    from vecron.runtime.steps import default_executors
+
+    job = """\
+name: guarded
+max_retries: 1
+steps:
+  - {id: call, type: http, config: {url: "http://127.0.0.1:9/down"}}
+"""
+    await runtime.sync({"jobs/guarded.yaml": job})
+    breaker = MemoryCircuitBreaker(failure_threshold=1, cooldown_seconds=120)
+    await breaker.record("http://127.0.0.1:9", ok=False)  # open: one failure is the limit
+    executors = default_executors(breaker=breaker)
+    patient = Worker(
+        stores=runtime.stores,
+        queue=runtime.queue,
+        executors=executors,
+        backoff=lambda attempt: 1.0,
+    )
+    try:
+        execution_id = await runtime.trigger("guarded")
+        (delivery,) = await runtime.queue.fetch(batch=1, timeout_seconds=1)
+        await patient.process(delivery)
+    finally:
+        for executor in executors.values():
+            await executor.close()
+    record = await runtime.stores.database.get_execution(execution_id)
+    assert record.status == ExecutionStatus.QUEUED
+    assert record.error is not None and "circuit breaker" in record.error
+    assert record.leased_until is not None
+    assert record.leased_until > datetime.now(UTC) + timedelta(seconds=100)

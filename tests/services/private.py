@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -125,11 +126,14 @@ def private_postgres(root: Path) -> Iterator[PrivateServer]:
     require(bin_dir is not None, "PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
     assert bin_dir is not None
     port = free_port()
-    data = root / "pgdata"
-    data.mkdir(parents=True)
+    # Outside pytest's folders: those are private to root, and the server runs as
+    # `postgres` when the tests run as root (it refuses to run as root).
+    home = Path(tempfile.mkdtemp(prefix="vecron-pg-"))
+    data = home / "pgdata"
+    data.mkdir()
     as_user: list[str] = []
     if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
+        shutil.chown(home, "postgres")
         shutil.chown(data, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
@@ -137,7 +141,7 @@ def private_postgres(root: Path) -> Iterator[PrivateServer]:
         check=True,
         capture_output=True,
     )
-    socket_dir = root / "pgsock"
+    socket_dir = home / "pgsock"
     socket_dir.mkdir()
     if as_user:
         shutil.chown(socket_dir, "postgres")
@@ -160,10 +164,9 @@ def private_postgres(root: Path) -> Iterator[PrivateServer]:
         ],
         log=root / "postgres.log",
     )
-    if as_user:
-        server.log.touch()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)

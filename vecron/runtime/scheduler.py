@@ -51,9 +51,14 @@ REFRESH_SECONDS = 1.0
 DEFINITION_CACHE_SIZE = 20_000
 #: How often completed fixed-delay runs are looked for (a scan of the enabled jobs).
 FIXED_DELAY_SCAN_SECONDS = 5.0
-#: How long a (job, fire time) lock lasts: a scheduler that dies holding one delays
-#: that fire by at most this long (another fires it once the lock expires).
-FIRE_LOCK_SECONDS = 15.0
+#: How long a (job, fire time) lock lasts. It covers the moment from taking it to the
+#: database's compare-and-set (milliseconds); a scheduler that dies holding one delays
+#: that fire by at most this long, and another fires it then.
+FIRE_LOCK_SECONDS = 2.0
+#: A fire later than this is a misfire (the ``misfire`` policy applies: one catch-up
+#: run, then on from now). One less late is only late: the fires after it all come,
+#: as Quartz's ``misfireThreshold`` (60 s there) has it.
+MISFIRE_THRESHOLD_SECONDS = 5.0
 
 
 #: A due job, where its schedule moves, how late it is, and why it was missed (if so).
@@ -254,9 +259,11 @@ class Scheduler:
         assert schedule is not None
         if schedule.type in ("one_time", "fixed_delay"):
             return None  # fixed delay: set when the run completes
-        # From the later of the fire time and now: a scheduler that was down does not
-        # fire every missed period, it continues from now.
-        after = max(fire_time, now - timedelta(microseconds=1))
+        # A misfire continues from now: a scheduler that was down does not fire every
+        # missed period. A fire only a little late continues from its own time.
+        after = fire_time
+        if (now - fire_time).total_seconds() > MISFIRE_THRESHOLD_SECONDS:
+            after = max(fire_time, now - timedelta(microseconds=1))
         return schedules.next_fire(schedule, after=after, anchor=job.created_at)
 
     async def _reschedule_fixed_delay(self, *, force: bool = False) -> None:

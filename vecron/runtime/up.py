@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 from starlette.applications import Starlette
 
+from vecron.backends.breaker import open_breaker
 from vecron.backends.database import ExecutionStatus
 from vecron.backends.locks import open_locks
 from vecron.backends.queue import Queue, open_queue
@@ -141,10 +142,13 @@ async def run_up(
     announce: Callable[[str], None] = print,
 ) -> None:
     """Run everything until ``stop`` is set."""
-    metrics = Metrics()
+    # Steps to a failing target fail fast; with Redis, every worker shares the state.
+    breaker = open_breaker(settings.redis_url)
+    metrics = Metrics(breaker=breaker)
     queue = open_queue(settings.effective_queue_url)
-    executors = default_executors()
+    executors = default_executors(breaker=breaker)
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(breaker.close)  # first in, so closed after the executors
         stores = await stack.enter_async_context(open_stores(settings))
         stack.push_async_callback(queue.close)
         for executor in executors.values():
@@ -209,6 +213,8 @@ async def run_up(
             address = f"http://{options.host}:{options.port}"
             what = "api" if "serve" in roles else "probes"
             announce(f"  {what:<13} {address}  (/healthz, /readyz, /metrics)")
+            if "serve" in roles:
+                announce(f"  dashboard     {address}/ui/")
         if "work" in roles:
             announce(f"  workers       {options.workers}")
 

@@ -28,6 +28,7 @@ from vecron.backends.database import ExecutionRecord, ExecutionStatus, TriggerSo
 from vecron.backends.objectstore import ObjectStore
 from vecron.backends.queue import Delivery, Queue, QueueMessage
 from vecron.errors import (
+    CircuitOpen,
     ConditionEvaluationError,
     ConfigurationError,
     ObjectNotFound,
@@ -67,6 +68,8 @@ class RunOutcome:
     status: ExecutionStatus
     error: str | None = None
     step_statuses: list[dict[str, Any]] = field(default_factory=list)
+    #: The soonest a retry can help: a step's target has an open circuit breaker.
+    retry_after_seconds: float = 0.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -232,7 +235,9 @@ class Worker:
         retry = outcome.status in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)
         job = await self._job_or_none(record)
         if retry and job is not None and record.attempt <= job.max_retries:
-            delay = self._backoff(record.attempt)
+            # Not before the breaker of a failing target lets a call through again: a
+            # retry during its cool-down would only use up the job's retries.
+            delay = max(self._backoff(record.attempt), outcome.retry_after_seconds)
             not_before = datetime.now(UTC) + timedelta(seconds=delay)
             await self.stores.database.update_execution(
                 execution_id,
@@ -367,6 +372,8 @@ class Worker:
                         output = await self._run_step(step, state, values)
                 except StepFailed as exc:
                     status, output, error = "failed", exc.output, str(exc)
+                    if isinstance(exc, CircuitOpen):
+                        outcome.retry_after_seconds = exc.retry_after_seconds
                 except (ReferenceResolutionError, ConditionEvaluationError) as exc:
                     status, error = "failed", str(exc)
                 except TimeoutError:

@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Route
 
 from vecron.backends.database import JobRecord, TriggerSource
 from vecron.errors import (
+    BackendUnavailable,
     JobNotFound,
     MalformedPayload,
     PayloadTooLarge,
@@ -110,6 +111,16 @@ class _Receiver:
             if refusal.status >= 500:
                 log.error("webhook %s: %s", webhook_id[:6], refusal.message)
             return refusal.response()
+        except BackendUnavailable as exc:
+            # The database, the queue or the shared rate limits (Redis) are down: the
+            # sender retries later; nothing was accepted unchecked.
+            log.error("webhook %s: %s", webhook_id[:6], exc)
+            return error_response(
+                503,
+                "backend_unavailable",
+                "a backend is unavailable; retry later",
+                {"Retry-After": "5"},
+            )
 
     async def _handle(self, request: Request, webhook_id: str) -> Response:
         job = await self._job(webhook_id, fresh=False)
