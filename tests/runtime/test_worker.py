@@ -411,6 +411,7 @@ steps:
             await executor.close()
     record = await runtime.stores.database.get_execution(execution_id)
     assert record.status == ExecutionStatus.QUEUED
-    assert record.error is not None and "circuit breaker" in record.error
+    assert record.error is not None
+    assert "circuit breaker" in record.error
     assert record.leased_until is not None
     assert record.leased_until > datetime.now(UTC) + timedelta(seconds=100)
