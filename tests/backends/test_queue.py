@@ -10,7 +10,7 @@ import pytest
 
 from vecron.backends.queue import MemoryQueue, Queue, QueueMessage, open_queue
 from vecron.backends.queue.nats import NatsQueue
-from vecron.errors import ConfigurationError
+from vecron.errors import BackendUnavailable, ConfigurationError
 
 
 def message(n: int) -> QueueMessage:
@@ -180,3 +180,37 @@ def test_open_queue() -> None:
         open_queue("nats://127.0.0.1:4222?acks=1")
     with pytest.raises(ConfigurationError, match="unsupported queue URL"):
         open_queue("amqp://guest:guest@localhost/")
+
+
+async def test_nats_down_at_start_is_an_error_not_a_hang() -> None:
+    queue = NatsQueue.from_url("nats://127.0.0.1:9?stream=DOWN")  # nothing listens there
+    try:
+        with pytest.raises(BackendUnavailable, match=r"nats://127\.0\.0\.1:9"):
+            await asyncio.wait_for(queue.publish(message(1)), timeout=20)
+    finally:
+        await queue.close()
+
+
+async def test_a_message_that_is_not_an_execution_is_dead_lettered(nats_url: str) -> None:
+    import nats
+
+    stream = f"T{uuid.uuid4().hex[:12].upper()}"
+    queue = NatsQueue.from_url(f"{nats_url}?stream={stream}&ack_wait=0.5")
+    try:
+        await queue.publish(message(1))
+        client = await nats.connect(nats_url)
+        try:
+            await client.jetstream().publish(queue.options.work_subject("x"), b"not json")
+        finally:
+            await client.close()
+        await queue.publish(message(2))
+        got = []
+        for _ in range(3):
+            for delivery in await queue.fetch(batch=5, timeout_seconds=0.5):
+                got.append(delivery.message.execution_id)
+                await delivery.ack()
+        assert got == ["e1", "e2"]  # the bad one never reaches a worker
+        assert await queue.pending() == 0
+    finally:
+        await queue.delete_streams()
+        await queue.close()

@@ -10,6 +10,8 @@ import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.distributed.cluster import Cluster, wait_for
 
 JOBS = 50
@@ -47,6 +49,7 @@ def gaps(fires: list[datetime]) -> list[datetime]:
     return missing
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 120)
 def test_two_schedulers_fire_every_fire_exactly_once(cluster: Cluster) -> None:
     repo = cluster.write_jobs({f"tick-{n:02d}": every_second(f"tick-{n:02d}") for n in range(JOBS)})
     first = cluster.start("scheduler")

@@ -172,7 +172,7 @@ class Scheduler:
         missed = None
         if lateness > schedule.misfire_grace_seconds:
             missed = "outside the grace window"
-        elif schedule.misfire == "skip" and lateness > self.refresh_seconds + 1:
+        elif schedule.misfire == "skip" and lateness > MISFIRE_THRESHOLD_SECONDS:
             missed = "skipped (misfire: skip)"
         execution = None
         if missed is None and job.content_hash is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,8 @@ SWEEP_SECONDS = 1.0
 #: How long an execution may stay queued before the sweeper of a worker on a shared
 #: queue publishes it again (its first publish was lost to a queue outage).
 ORPHAN_SECONDS = 10.0
+#: How long the sweeper remembers what this process published (the queue's window).
+KNOWN_SECONDS = 120.0
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -86,15 +89,27 @@ class Sweeper:
         self.stores = stores
         self.queue = queue
         self.orphan_seconds = orphan_seconds
-        self.known: set[str] = set()
+        #: Executions this process published, and when (monotonic seconds).
+        self.known: dict[str, float] = {}
 
     def settled(self, execution_id: str) -> None:
-        self.known.discard(execution_id)
+        self.known.pop(execution_id, None)
+
+    def published(self, execution_id: str) -> None:
+        self.known[execution_id] = time.monotonic()
+
+    def _forget_old(self) -> None:
+        """Forget what was published longer ago than the queue remembers duplicates: a
+        run another process took and left queued gets published again then."""
+        horizon = time.monotonic() - KNOWN_SECONDS
+        for execution_id in [e for e, at in self.known.items() if at < horizon]:
+            del self.known[execution_id]
 
     async def sweep(self) -> int:
         records = await self.stores.database.list_executions(
             status=ExecutionStatus.QUEUED, limit=500
         )
+        self._forget_old()
         added = 0
         now = datetime.now(UTC)
         orphaned = now - timedelta(seconds=self.orphan_seconds)
@@ -105,12 +120,12 @@ class Sweeper:
                 continue  # a retry waiting out its backoff
             if (record.leased_until or record.queued_at) > orphaned:
                 continue  # its publisher's message is on its way
-            self.known.add(record.execution_id)
+            self.published(record.execution_id)
             try:
                 if await enqueue(self.queue, record):
                     added += 1
             except ConnectionError:
-                self.known.discard(record.execution_id)  # the next sweep tries again
+                self.known.pop(record.execution_id, None)  # the next sweep tries again
                 raise
         # Runs whose worker died: their lease expired while "running".
         stale = await self.stores.database.list_executions(
@@ -119,7 +134,7 @@ class Sweeper:
         for record in stale:
             expired = record.leased_until is not None and record.leased_until < now
             if expired and record.execution_id not in self.known:
-                self.known.add(record.execution_id)
+                self.published(record.execution_id)
                 await enqueue(self.queue, record)
         return added
 
@@ -162,7 +177,7 @@ async def run_up(
         def fired(event: Fired) -> None:
             metrics.scheduler_lag.observe(max(event.lateness_seconds, 0.0))
             if event.execution_id is not None:
-                sweeper.known.add(event.execution_id)
+                sweeper.published(event.execution_id)
 
         locks = open_locks(settings.redis_url)
         stack.push_async_callback(locks.close)

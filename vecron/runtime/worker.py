@@ -53,6 +53,10 @@ VARIABLES_TTL_SECONDS = 2.0
 LEASE_SECONDS = 60.0
 #: The message field with a queued retry's "not before", in seconds since the epoch.
 NOT_BEFORE = "not_before"
+#: The message field with the attempt the message is for.
+ATTEMPT = "attempt"
+#: Seconds the worker waits before asking a failing queue again.
+FETCH_RETRY_SECONDS = 1.0
 #: Who holds an execution while the dead letter records it.
 DEAD_LETTER_WORKER = "dead-letter"
 
@@ -70,6 +74,8 @@ class RunOutcome:
     step_statuses: list[dict[str, Any]] = field(default_factory=list)
     #: The soonest a retry can help: a step's target has an open circuit breaker.
     retry_after_seconds: float = 0.0
+    #: The lease was lost mid-run: another worker runs it now.
+    lost: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -135,17 +141,36 @@ class Worker:
         queue.dead_letter_handler = self.dead_lettered
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and run until ``stop`` is set; then wait for in-flight runs."""
+        """Fetch and run until ``stop`` is set; then wait for in-flight runs.
+
+        Nothing new starts once ``stop`` is set, not even on a slot that frees then. A
+        queue that fails (a server restarting) is asked again after a pause: the loop
+        itself never ends on an error.
+        """
         while not stop.is_set():
             await self._slots.acquire()
+            if stop.is_set():
+                self._slots.release()
+                break
             try:
                 deliveries = await self.queue.fetch(batch=1, timeout_seconds=0.5)
-            except BaseException:
+            except asyncio.CancelledError:
                 self._slots.release()
                 raise
+            except Exception as exc:
+                self._slots.release()
+                log.error("worker: the queue failed: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=FETCH_RETRY_SECONDS)
+                continue
             if not deliveries:
                 self._slots.release()
                 continue
+            if stop.is_set():  # fetched as the shutdown began: back to the queue at once
+                for delivery in deliveries:
+                    await delivery.nack()
+                self._slots.release()
+                break
             for delivery in deliveries:
                 task = asyncio.create_task(self._process(delivery))
                 self._tasks.add(task)
@@ -169,8 +194,11 @@ class Worker:
             try:
                 await self.process(delivery)
             except Exception:
+                # Most likely the database went away mid-run. The row may still carry
+                # this worker's lease: come back once it has run out, so that the next
+                # delivery can claim the run (and resume it) instead of finding it taken.
                 log.exception("execution %s failed in the worker", message.execution_id)
-                await delivery.nack(delay_seconds=5)
+                await delivery.nack(delay_seconds=self.lease_seconds)
             finally:
                 self._slots.release()
                 if self._on_settled is not None:
@@ -185,7 +213,10 @@ class Worker:
         """
         database = self.stores.database
         record = await database.claim_execution(
-            message.execution_id, worker_id=DEAD_LETTER_WORKER, lease_seconds=self.lease_seconds
+            message.execution_id,
+            worker_id=DEAD_LETTER_WORKER,
+            lease_seconds=self.lease_seconds,
+            attempt=_attempt(message),  # a message of an earlier attempt: not this one
         )
         if record is None:
             return
@@ -211,27 +242,44 @@ class Worker:
             if wait > 0.001:
                 await delivery.nack(delay_seconds=wait)  # a retry waiting out its backoff
                 return
-        record = await self.stores.database.claim_execution(
-            execution_id, worker_id=self.worker_id, lease_seconds=self.lease_seconds
-        )
+        attempt = _attempt(delivery.message)
+        record = await self._claim(delivery, attempt)
         if record is None:
             current = await self.stores.database.get_execution(execution_id)
-            if current.status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
-                await delivery.nack(delay_seconds=self.lease_seconds / 4)  # another worker has it
-            else:
+            if attempt is not None and current.attempt != attempt:
+                await delivery.ack()  # a message of an earlier attempt: stale
+            elif current.status not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
                 await delivery.ack()  # already finished: a duplicate delivery
+            else:
+                # Another worker holds it: look again once its lease could have run out
+                # (a live worker renews it, and acks this message when it is done).
+                left = self.lease_seconds
+                if current.leased_until is not None:
+                    left = (current.leased_until - datetime.now(UTC)).total_seconds()
+                await delivery.nack(delay_seconds=min(max(left, 0.0) + 1, self.lease_seconds))
             return
-        heartbeat = asyncio.create_task(self._keep_lease(record, delivery))
+        lost = asyncio.Event()
+        running = asyncio.current_task()
+        assert running is not None
+        heartbeat = asyncio.create_task(self._keep_lease(record, delivery, lost, running))
         try:
-            outcome = await self.execute(record)
+            outcome = await self.execute(record, lost=lost)
         except asyncio.CancelledError:
-            if self.hand_back:
-                await delivery.nack()  # at once: another worker takes it over
-            raise
+            if not lost.is_set():
+                if self.hand_back:
+                    await delivery.nack()  # at once: another worker takes it over
+                raise
+            running.uncancel()  # cancelled by the heartbeat: the lease was lost
+            outcome = RunOutcome(status=ExecutionStatus.RUNNING, lost=True)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+        if outcome.lost:
+            # Another worker took the run over (this one's lease ran out): it owns the
+            # row and the message now; this worker writes and settles nothing more.
+            log.warning("execution %s: lease lost; another worker took it over", execution_id)
+            return
         retry = outcome.status in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)
         job = await self._job_or_none(record)
         if retry and job is not None and record.attempt <= job.max_retries:
@@ -239,8 +287,9 @@ class Worker:
             # retry during its cool-down would only use up the job's retries.
             delay = max(self._backoff(record.attempt), outcome.retry_after_seconds)
             not_before = datetime.now(UTC) + timedelta(seconds=delay)
-            await self.stores.database.update_execution(
+            requeued = await self.stores.database.update_execution(
                 execution_id,
+                claimed_by=self.worker_id,
                 status=ExecutionStatus.QUEUED,
                 attempt=record.attempt + 1,
                 error=outcome.error,
@@ -250,6 +299,9 @@ class Worker:
                 leased_until=not_before,
                 worker_id=None,
             )
+            if not requeued:
+                log.warning("execution %s: lease lost before its retry", execution_id)
+                return
             log.info("execution %s failed; retry %d in %.0f s", execution_id, record.attempt, delay)
             # Each attempt is a message of its own, so that the deliveries the queue
             # counts toward its dead letter are one attempt's, not the retries'.
@@ -265,14 +317,36 @@ class Worker:
                 log.warning("retry of %s not enqueued yet: %s", execution_id, exc)
         await delivery.ack()
 
-    async def execute(self, record: ExecutionRecord) -> RunOutcome:
-        """Run every step of a claimed execution and record how it ended."""
+    async def _claim(self, delivery: Delivery, attempt: int | None) -> ExecutionRecord | None:
+        """Claim the delivery's execution. While the database does not answer, the
+        delivery is kept (in-progress acks) and the claim tried again with a backoff,
+        so that an outage does not use up the message's deliveries."""
+        pause = 0.5
+        while True:
+            try:
+                return await self.stores.database.claim_execution(
+                    delivery.message.execution_id,
+                    worker_id=self.worker_id,
+                    lease_seconds=self.lease_seconds,
+                    attempt=attempt,
+                )
+            except ConnectionError as exc:
+                log.warning("worker: cannot claim %s yet: %s", delivery.message.execution_id, exc)
+            await delivery.in_progress()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self._heartbeat_seconds)
+
+    async def execute(
+        self, record: ExecutionRecord, *, lost: asyncio.Event | None = None
+    ) -> RunOutcome:
+        """Run every step of a claimed execution and record how it ended. ``lost`` is
+        set when the lease was lost meanwhile: then nothing more is written."""
         with log_context(
             job_id=record.job_id, job_name=record.job_name, execution_id=record.execution_id
         ):
-            return await self._execute(record)
+            return await self._execute(record, lost or asyncio.Event())
 
-    async def _execute(self, record: ExecutionRecord) -> RunOutcome:
+    async def _execute(self, record: ExecutionRecord, lost: asyncio.Event) -> RunOutcome:
         started = datetime.now(UTC)
         context_path = paths.context_path(record.job_id, record.execution_id)
         job = await self._job_or_none(record)
@@ -328,10 +402,13 @@ class Worker:
             outcome.status = ExecutionStatus.TIMED_OUT
             outcome.error = f"the run took longer than timeout_seconds ({job.timeout_seconds} s)"
         except asyncio.CancelledError:
+            if lost.is_set():
+                raise  # another worker runs it now: its context and row are not ours
             await state.save_context(self.stores.objects)
             if self.hand_back:
                 await self.stores.database.update_execution(
                     record.execution_id,
+                    claimed_by=self.worker_id,
                     status=ExecutionStatus.QUEUED,
                     worker_id=None,
                     leased_until=None,
@@ -345,6 +422,8 @@ class Worker:
             outcome.error = "stopped by a shutdown"
             await self._finish(record, outcome, context_path)
             raise
+        if outcome.lost:
+            return outcome  # found out between steps: another worker runs it now
         await state.save_context(self.stores.objects)  # a no-op after a last step's save
         await self._finish(record, outcome, context_path)
         return outcome
@@ -429,12 +508,17 @@ class Worker:
                     # The execution's summary comes with finish_execution, next.
                     await state.save_context(self.stores.objects)
                 else:
-                    await asyncio.gather(
+                    _, held = await asyncio.gather(
                         state.save_context(self.stores.objects),
                         self.stores.database.update_execution(
-                            state.record.execution_id, step_statuses=list(outcome.step_statuses)
+                            state.record.execution_id,
+                            claimed_by=self.worker_id,
+                            step_statuses=list(outcome.step_statuses),
                         ),
                     )
+                    if not held:
+                        outcome.lost = True
+                        return
                 if stop:
                     outcome.status = ExecutionStatus.FAILED
                     outcome.error = f"step {step.id!r} failed: {error}"
@@ -550,13 +634,39 @@ class Worker:
             context_path=context_path,
         )
 
-    async def _keep_lease(self, record: ExecutionRecord, delivery: Delivery) -> None:
+    @property
+    def _heartbeat_seconds(self) -> float:
+        """Often enough for the lease and for the queue's ack wait, whichever is shorter."""
+        return min(self.lease_seconds, self.queue.ack_wait_seconds) / 3
+
+    async def _keep_lease(
+        self,
+        record: ExecutionRecord,
+        delivery: Delivery,
+        lost: asyncio.Event,
+        running: asyncio.Task[Any],
+    ) -> None:
+        """Renew the lease and the delivery until cancelled. A renewal that fails (the
+        database restarting) is tried again sooner; one that finds the lease taken by
+        another worker stops the run at once, so that it never runs twice."""
+        pause = self._heartbeat_seconds
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            await self.stores.database.renew_lease(
-                record.execution_id, worker_id=self.worker_id, lease_seconds=self.lease_seconds
-            )
-            await delivery.in_progress()
+            await asyncio.sleep(pause)
+            with contextlib.suppress(Exception):
+                await delivery.in_progress()
+            try:
+                held = await self.stores.database.renew_lease(
+                    record.execution_id, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+                )
+            except Exception as exc:
+                log.warning("execution %s: lease not renewed yet: %s", record.execution_id, exc)
+                pause = max(self._heartbeat_seconds / 4, 0.05)
+                continue
+            pause = self._heartbeat_seconds
+            if not held:
+                lost.set()
+                running.cancel()
+                return
 
 
 def _holds(condition: str, context: Mapping[str, Any]) -> bool:
@@ -576,7 +686,7 @@ async def enqueue(queue: Queue, record: ExecutionRecord) -> bool:
     A queued retry carries its "not before" (its lease) in the message: a worker that
     gets it early hands it back until then.
     """
-    payload: dict[str, Any] = {}
+    payload: dict[str, Any] = {ATTEMPT: record.attempt}
     if record.status == ExecutionStatus.QUEUED and record.leased_until is not None:
         payload[NOT_BEFORE] = record.leased_until.timestamp()
     return await queue.publish(
@@ -587,3 +697,8 @@ async def enqueue(queue: Queue, record: ExecutionRecord) -> bool:
             payload=payload,
         )
     )
+
+
+def _attempt(message: QueueMessage) -> int | None:
+    attempt = message.payload.get(ATTEMPT)
+    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None

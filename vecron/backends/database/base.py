@@ -477,11 +477,18 @@ class Database(Protocol):
         ...
 
     async def claim_execution(
-        self, execution_id: str, *, worker_id: str, lease_seconds: float
+        self,
+        execution_id: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        attempt: int | None = None,
     ) -> ExecutionRecord | None:
         """Take an execution for ``worker_id`` for ``lease_seconds``, atomically.
 
-        Claimable: ``queued``, or ``running`` with an expired lease (its worker died).
+        Claimable: ``queued``, or ``running`` with an expired lease (its worker died);
+        with an ``attempt``, only while the execution is at that attempt (a message of
+        an earlier attempt does not take a queued retry).
         The claimed record is returned with status ``running``, ``worker_id`` and
         ``leased_until`` set, and ``started_at`` set on the first claim (``attempt`` is
         left alone: a take-over continues the attempt). ``None`` when
@@ -516,10 +523,13 @@ class Database(Protocol):
         """
         ...
 
-    async def update_execution(self, execution_id: str, /, **changes: Any) -> None:
+    async def update_execution(
+        self, execution_id: str, /, *, claimed_by: str | None = None, **changes: Any
+    ) -> bool:
         """Change some columns (:class:`ExecutionRecord` field names other than
-        ``execution_id``; anything else is a ``TypeError``). A missing id:
-        ExecutionNotFound."""
+        ``execution_id``; anything else is a ``TypeError``). With ``claimed_by``, only
+        while that worker runs the execution: ``False`` means its lease was lost and
+        nothing was written. A missing id: ExecutionNotFound."""
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord: ...

@@ -156,10 +156,12 @@ class ExecutionTables(SqlCore):
             raise RunInFlight(record.job_name)
 
     @staticmethod
-    def _claimable() -> ColumnElement[bool]:
-        """Whether the execution ``:k_execution_id`` may be claimed at ``:now``."""
+    def _claimable(*, of_attempt: bool = False) -> ColumnElement[bool]:
+        """Whether the execution ``:k_execution_id`` may be claimed at ``:now`` (and,
+        ``of_attempt``, only while its attempt is ``:k_attempt``)."""
         return and_(
             job_executions.c.execution_id == bindparam("k_execution_id"),
+            *([job_executions.c.attempt == bindparam("k_attempt")] if of_attempt else []),
             or_(
                 job_executions.c.status == ExecutionStatus.QUEUED.value,
                 and_(
@@ -172,16 +174,16 @@ class ExecutionTables(SqlCore):
             ),
         )
 
-    def _claim_statements(self) -> tuple[Any, Any]:
+    def _claim_statements(self, *, of_attempt: bool) -> tuple[Any, Any]:
         now = bindparam("now", type_=UtcDateTime())
         lock = (
             select(job_executions.c.execution_id)
-            .where(self._claimable())
+            .where(self._claimable(of_attempt=of_attempt))
             .with_for_update(skip_locked=True)
         )
         claim = (
             update(job_executions)
-            .where(self._claimable())
+            .where(self._claimable(of_attempt=of_attempt))
             .values(
                 status=ExecutionStatus.RUNNING.value,
                 worker_id=bindparam("v_worker_id"),
@@ -203,20 +205,30 @@ class ExecutionTables(SqlCore):
             raise ExecutionNotFound(execution_id)
 
     async def claim_execution(
-        self, execution_id: str, *, worker_id: str, lease_seconds: float
+        self,
+        execution_id: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        attempt: int | None = None,
     ) -> ExecutionRecord | None:
         lease = lease_delta(lease_seconds)
         canonical = canonical_id(execution_id)
         if canonical is None:
             raise ExecutionNotFound(execution_id)
         now = self._now()
-        lock, claim = self._statement("claim", self._claim_statements)
-        params = {
+        of_attempt = attempt is not None
+        lock, claim = self._statement(
+            ("claim", of_attempt), lambda: self._claim_statements(of_attempt=of_attempt)
+        )
+        params: dict[str, Any] = {
             "k_execution_id": canonical,
             "now": now,
             "v_worker_id": worker_id,
             "v_leased_until": now + lease,
         }
+        if of_attempt:
+            params["k_attempt"] = attempt
 
         def work(connection: Connection) -> Row[Any] | None:
             # PostgreSQL: a competing claimer skips the locked row instead of queueing on
@@ -290,7 +302,9 @@ class ExecutionTables(SqlCore):
 
         return await self._run(work)
 
-    async def update_execution(self, execution_id: str, /, **changes: Any) -> None:
+    async def update_execution(
+        self, execution_id: str, /, *, claimed_by: str | None = None, **changes: Any
+    ) -> bool:
         unknown = set(changes) - (EXECUTION_COLUMNS - {"execution_id"})
         if unknown:
             raise unknown_columns("update_execution()", unknown)
@@ -298,15 +312,25 @@ class ExecutionTables(SqlCore):
         if canonical is None:
             raise ExecutionNotFound(execution_id)
         if not changes:
-            await self.get_execution(canonical)
-            return
+            current = await self.get_execution(canonical)
+            return claimed_by is None or (
+                current.worker_id == claimed_by and current.status == ExecutionStatus.RUNNING
+            )
         values = self._execution_values(changes)
-        statement = self._execution_update(tuple(sorted(values)), guarded=False)
+        guarded = claimed_by is not None
+        statement = self._execution_update(tuple(sorted(values)), guarded=guarded)
         params = {f"v_{name}": value for name, value in values.items()}
         params["k_execution_id"] = canonical
-        row = await self._run(lambda connection: connection.execute(statement, params).first())
-        if row is None:
-            raise ExecutionNotFound(execution_id)
+        if guarded:
+            params["k_worker_id"] = claimed_by
+
+        def work(connection: Connection) -> bool:
+            if connection.execute(statement, params).first() is not None:
+                return True
+            self._require_execution(connection, canonical)
+            return False
+
+        return await self._run(work)
 
     def _execution_update(self, columns: tuple[str, ...], *, guarded: bool) -> Any:
         """``UPDATE`` of ``columns`` (bound as ``:v_<name>``) of execution

@@ -172,17 +172,23 @@ class NatsQueue:
         async with self._connecting:
             if self._js is None:
                 try:
-                    client = await nats.connect(
-                        self.options.servers,
-                        connect_timeout=REQUEST_TIMEOUT_SECONDS,
-                        max_reconnect_attempts=-1,
-                        reconnect_time_wait=0.5,
-                        allow_reconnect=True,
-                        error_cb=_log_error,
-                        name="vecron",
+                    # Reconnects go on for ever once connected; the first connection
+                    # must not (nats-py retries it without end too), or a role started
+                    # while NATS is down would hang instead of reporting it.
+                    client = await asyncio.wait_for(
+                        nats.connect(
+                            self.options.servers,
+                            connect_timeout=REQUEST_TIMEOUT_SECONDS,
+                            max_reconnect_attempts=-1,
+                            reconnect_time_wait=0.5,
+                            allow_reconnect=True,
+                            error_cb=_log_error,
+                            name="vecron",
+                        ),
+                        timeout=REQUEST_TIMEOUT_SECONDS,
                     )
-                except (nats.errors.Error, OSError) as exc:
-                    raise BackendUnavailable(f"{self.describe()}: {exc}") from None
+                except (nats.errors.Error, OSError, TimeoutError) as exc:
+                    raise BackendUnavailable(f"{self.describe()}: {exc or 'no answer'}") from None
                 js = client.jetstream(timeout=REQUEST_TIMEOUT_SECONDS)
                 try:
                     await self._declare(js)
@@ -269,7 +275,11 @@ class NatsQueue:
                 return []
         deliveries: list[Delivery] = []
         for msg in msgs:
-            message = _decode(msg)
+            try:
+                message = _decode(msg)
+            except (ValueError, KeyError, TypeError) as exc:
+                await self._malformed(msg, exc)
+                continue
             count = msg.metadata.num_delivered
             if count > self.max_deliver:
                 await self._dead_letter(msg, message, f"delivered {count - 1} times")
@@ -301,6 +311,23 @@ class NatsQueue:
             return
         await _settle(msg.ack_sync())
 
+    async def _malformed(self, msg: Msg, exc: Exception) -> None:
+        """A message that is not an execution (published by hand, another program):
+        kept in the dead-letter stream as it came, never given to a worker."""
+        log.error(
+            "queue: a message on %s is not an execution (%s): dead-lettered", msg.subject, exc
+        )
+        js = await self._jetstream()
+        reason = f"malformed: {type(exc).__name__}"
+        try:
+            await js.publish(
+                self.options.dead_subject("malformed"), msg.data, headers={REASON_HEADER: reason}
+            )
+        except (nats.errors.Error, OSError):
+            await _settle(msg.nak(delay=self.ack_wait_seconds))
+            return
+        await _settle(msg.ack_sync())
+
     async def pending(self) -> int:
         js = await self._jetstream()
         try:
@@ -316,7 +343,7 @@ class NatsQueue:
         if not info.state.messages:
             return letters
         for sequence in range(info.state.first_seq, info.state.last_seq + 1):
-            with contextlib.suppress(nats.js.errors.NotFoundError):
+            with contextlib.suppress(nats.js.errors.NotFoundError, ValueError, KeyError):
                 stored = await js.get_msg(self.options.dead_stream, sequence)
                 headers = stored.headers or {}
                 message = _decode_data(stored.data or b"")
