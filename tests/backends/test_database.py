@@ -821,6 +821,44 @@ def test_an_expired_lease_can_be_taken_over(db: Harness) -> None:
     db.run(body)
 
 
+def test_a_claim_for_an_attempt_and_writes_for_a_claim(db: Harness) -> None:
+    """``claim_execution(attempt=)`` takes only that attempt; ``update_execution(
+    claimed_by=)`` writes only while that worker holds the run."""
+
+    async def body(store: SqlDatabase) -> None:
+        record = job()
+        await store.insert_job(record)
+        run = await store.create_execution(execution(record))
+        await store.update_execution(run.execution_id, attempt=2)
+        stale = await store.claim_execution(
+            run.execution_id, worker_id="w1", lease_seconds=10, attempt=1
+        )
+        assert stale is None
+        assert (await store.get_execution(run.execution_id)).status is ExecutionStatus.QUEUED
+        claimed = await store.claim_execution(
+            run.execution_id, worker_id="w1", lease_seconds=10, attempt=2
+        )
+        assert claimed is not None
+        assert await store.update_execution(
+            run.execution_id, claimed_by="w1", step_statuses=[{"id": "a"}]
+        )
+        assert not await store.update_execution(
+            run.execution_id, claimed_by="w2", step_statuses=[{"id": "b"}]
+        )
+        db.clock.advance(11)  # w1's lease runs out; w2 takes over
+        assert await store.claim_execution(run.execution_id, worker_id="w2", lease_seconds=10)
+        assert not await store.update_execution(
+            run.execution_id, claimed_by="w1", status="queued", worker_id=None
+        )
+        after = await store.get_execution(run.execution_id)
+        assert after.worker_id == "w2"
+        assert after.status is ExecutionStatus.RUNNING
+        assert after.step_statuses == [{"id": "a"}]
+        assert await store.update_execution(run.execution_id, error="unguarded") is True
+
+    db.run(body)
+
+
 def test_finish_execution_records_the_outcome(db: Harness) -> None:
     async def body(store: SqlDatabase) -> None:
         record = job()
