@@ -528,8 +528,9 @@ class Database(Protocol):
     ) -> bool:
         """Change some columns (:class:`ExecutionRecord` field names other than
         ``execution_id``; anything else is a ``TypeError``). With ``claimed_by``, only
-        while that worker runs the execution: ``False`` means its lease was lost and
-        nothing was written. A missing id: ExecutionNotFound."""
+        while that worker was the last to claim it (it runs it, or it finished it): ``False``
+        means another worker (or the dead letter) took it over and nothing was written.
+        A missing id: ExecutionNotFound."""
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -288,7 +288,9 @@ class ExecutionTables(SqlCore):
         if context_path is not None:
             values["minio_context_path"] = context_path
         guarded = worker_id is not None
-        statement = self._execution_update(tuple(sorted(values)), guarded=guarded)
+        statement = self._execution_update(
+            tuple(sorted(values)), guard="running" if guarded else None
+        )
         params = {f"v_{name}": value for name, value in values.items()}
         params["k_execution_id"] = canonical
         if guarded:
@@ -313,12 +315,12 @@ class ExecutionTables(SqlCore):
             raise ExecutionNotFound(execution_id)
         if not changes:
             current = await self.get_execution(canonical)
-            return claimed_by is None or (
-                current.worker_id == claimed_by and current.status == ExecutionStatus.RUNNING
-            )
+            return claimed_by is None or current.worker_id == claimed_by
         values = self._execution_values(changes)
         guarded = claimed_by is not None
-        statement = self._execution_update(tuple(sorted(values)), guarded=guarded)
+        statement = self._execution_update(
+            tuple(sorted(values)), guard="owner" if guarded else None
+        )
         params = {f"v_{name}": value for name, value in values.items()}
         params["k_execution_id"] = canonical
         if guarded:
@@ -332,17 +334,20 @@ class ExecutionTables(SqlCore):
 
         return await self._run(work)
 
-    def _execution_update(self, columns: tuple[str, ...], *, guarded: bool) -> Any:
+    def _execution_update(
+        self, columns: tuple[str, ...], *, guard: Literal["running", "owner"] | None
+    ) -> Any:
         """``UPDATE`` of ``columns`` (bound as ``:v_<name>``) of execution
-        ``:k_execution_id``; ``guarded``: only while ``:k_worker_id`` runs it."""
+        ``:k_execution_id``. ``guard``: ``running``, only while ``:k_worker_id`` runs it;
+        ``owner``, only while ``:k_worker_id`` was the last to claim it (finished by it
+        or running under it: another worker's claim, or the dead letter's, ends that)."""
 
         def build() -> Any:
             conditions = [job_executions.c.execution_id == bindparam("k_execution_id")]
-            if guarded:
-                conditions += [
-                    job_executions.c.worker_id == bindparam("k_worker_id"),
-                    job_executions.c.status == ExecutionStatus.RUNNING.value,
-                ]
+            if guard is not None:
+                conditions.append(job_executions.c.worker_id == bindparam("k_worker_id"))
+            if guard == "running":
+                conditions.append(job_executions.c.status == ExecutionStatus.RUNNING.value)
             return (
                 update(job_executions)
                 .where(*conditions)
@@ -350,7 +355,7 @@ class ExecutionTables(SqlCore):
                 .returning(job_executions.c.execution_id)
             )
 
-        return self._statement(("update execution", columns, guarded), build)
+        return self._statement(("update execution", columns, guard), build)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         canonical = canonical_id(execution_id)
