@@ -21,9 +21,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from vecron import paths
 from vecron.backends.database import (
@@ -43,6 +45,7 @@ from vecron.spec.models import Job
 from vecron.stores import Stores
 
 log = logging.getLogger("vecron.scheduler")
+_T = TypeVar("_T")
 
 #: How often the scheduler looks at the database even when nothing is due (new jobs,
 #: edits by a sync in another process, fixed-delay runs that completed).
@@ -59,6 +62,25 @@ FIRE_LOCK_SECONDS = 2.0
 #: run, then on from now). One less late is only late: the fires after it all come,
 #: as Quartz's ``misfireThreshold`` (60 s there) has it.
 MISFIRE_THRESHOLD_SECONDS = 5.0
+
+
+#: Definitions read from the object store at once, and publishes in flight at once.
+LOAD_CONCURRENCY = 32
+PUBLISH_CONCURRENCY = 64
+
+
+async def _bounded(work: Iterable[Coroutine[Any, Any, _T]], *, limit: int) -> list[_T]:
+    """Await ``work`` with at most ``limit`` in flight; the results in order. The first
+    error is raised, and what had not started yet is dropped."""
+    pending = list(work)
+    results: list[_T] = []
+    try:
+        for start in range(0, len(pending), limit):
+            results.extend(await asyncio.gather(*pending[start : start + limit]))
+    finally:
+        for coroutine in pending[len(results) + limit :]:
+            coroutine.close()
+    return results
 
 
 #: A due job, where its schedule moves, how late it is, and why it was missed (if so).
@@ -121,31 +143,64 @@ class Scheduler:
     async def tick(self) -> list[Fired]:
         """Fire every job that is due now, in one transaction; returns what happened."""
         now = self.clock()
+        began = time.perf_counter()
+        due = await self.stores.database.due_jobs(now)
+        queried = time.perf_counter()
+        # Definitions not in memory yet (a new job, a scheduler just started with
+        # thousands due) are read from the object store side by side, not one by one.
+        await _bounded(
+            (self._definition(job) for job in due if self._cached(job) is None),
+            limit=LOAD_CONCURRENCY,
+        )
         plans: list[_Plan] = []
-        for job in await self.stores.database.due_jobs(now):
+        for job in due:
             planned = await self._plan(job, now)
             if planned is not None:
                 plans.append(planned)
+        made = time.perf_counter()
         if plans and self.locks is not None:
             plans = await self._locked(plans)
         if not plans:
             return []
+        locked = time.perf_counter()
         results = await self.stores.database.fire_schedules([fire for _, fire, _, _ in plans])
-        fired: list[Fired] = []
+        stored = time.perf_counter()
+        fired: list[tuple[Fired, ExecutionRecord | None]] = []
         for (job, fire, lateness, missed), result in zip(plans, results, strict=True):
             if not result.advanced or (fire.execution is None and missed is None):
                 continue  # another scheduler fired it, a sync moved it, or nothing to run
-            event = self._event(job, fire, lateness, missed, result)
-            if result.execution is not None and not result.skipped:
-                await enqueue(self.queue, result.execution)
-                # Measured at the hand-off to the queue, not at the start of the tick.
-                event = dataclasses.replace(
-                    event, lateness_seconds=(self.clock() - fire.expected).total_seconds()
-                )
-            fired.append(event)
+            run = None if result.skipped else result.execution
+            fired.append((self._event(job, fire, lateness, missed, result), run))
+
+        async def hand_off(event: Fired, run: ExecutionRecord | None) -> Fired:
+            if run is None:
+                return event
+            await enqueue(self.queue, run)
+            # Measured at the hand-off to the queue, not at the start of the tick.
+            lateness = (self.clock() - event.fire_time).total_seconds()
+            return dataclasses.replace(event, lateness_seconds=lateness)
+
+        # Publishes go out side by side (each waits for the queue's ack). A queue that
+        # fails fails the tick; what it did not publish, the workers' sweepers do.
+        handled = await _bounded(
+            (hand_off(event, run) for event, run in fired), limit=PUBLISH_CONCURRENCY
+        )
+        for event in handled:
             if self.on_fire is not None:
                 self.on_fire(event)
-        return fired
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "tick: %d due, %d fired; query %.0f ms, plan %.0f ms, locks %.0f ms, "
+                "store %.0f ms, publish %.0f ms",
+                len(due),
+                len(handled),
+                (queried - began) * 1000,
+                (made - queried) * 1000,
+                (locked - made) * 1000,
+                (stored - locked) * 1000,
+                (time.perf_counter() - stored) * 1000,
+            )
+        return handled
 
     async def _locked(self, plans: list[_Plan]) -> list[_Plan]:
         """The fires whose (job, fire time) lock this scheduler got.
@@ -235,6 +290,11 @@ class Scheduler:
         if due is None:
             return self.refresh_seconds
         return max(0.0, min((due - self.clock()).total_seconds(), self.refresh_seconds))
+
+    def _cached(self, job: JobRecord) -> Job | None:
+        if job.content_hash is None:
+            return None
+        return self._definitions.get((job.job_id, job.content_hash))
 
     async def _definition(self, job: JobRecord) -> Job | None:
         if job.content_hash is None:
