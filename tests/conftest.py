@@ -87,8 +87,8 @@ REDIS_URL = os.environ.get("VECRON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The Redis server the tests share (each test uses keys of its own)."""
+def redis_server() -> str:
+    """The Redis server the tests share (each test uses keys of its own); its URL."""
     try:
         with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
             client.ping()

@@ -22,7 +22,6 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from tests.support import require
 from vecron.backends.breaker import (
     CircuitBreaker,
     MemoryCircuitBreaker,
@@ -32,7 +31,6 @@ from vecron.backends.breaker import (
     open_breaker,
 )
 from vecron.backends.breaker.redis import KEY_PREFIX
-from vecron.backends.ratelimit.redis import redact_redis_url
 from vecron.errors import BackendUnavailable, CircuitOpen, ConfigurationError
 
 REDIS_URL = os.environ.get("VECRON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -67,18 +65,6 @@ class Harness:
 
     async def open(self, target: str = TARGET) -> None:
         await self.fail(target, THRESHOLD)
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> str:
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-        reachable = True
-    except (redis.exceptions.RedisError, OSError):
-        reachable = False
-    require(reachable, f"no Redis at {redact_redis_url(REDIS_URL)}")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ async def opener(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
 
         yield open_memory
         return
-    url: str = request.getfixturevalue("redis_url")
+    url: str = request.getfixturevalue("redis_server")
     prefix = f"{KEY_PREFIX}test-{secrets.token_hex(6)}:"
 
     def open_redis() -> Locks:

@@ -21,7 +21,6 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support import require
 from vecron.backends.ratelimit import (
     MemoryRateLimiter,
     RateDecision,
@@ -54,18 +53,6 @@ class Harness:
 
     async def hits(self, key: str, count: int, limit: int, window: float = 1.0) -> list[bool]:
         return [(await self.limiter.hit(key, limit, window)).allowed for _ in range(count)]
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> str:
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-        reachable = True
-    except (redis.exceptions.RedisError, OSError):
-        reachable = False
-    require(reachable, f"no Redis at {redact_redis_url(REDIS_URL)}")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -42,9 +42,10 @@ def delete_streams(queue_url: str) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, s3_url: str, nats_url: str, redis_url: str) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, s3_url: str, nats_url: str, redis_server: str) -> Iterator[Cluster]:
     """Roles over the shared PostgreSQL (a database of the test's own), S3, NATS (a
-    stream of its own, 3 s ack wait) and Redis."""
+    stream of its own, 3 s ack wait) and Redis; a test may swap one for a private
+    server in ``cluster.env``."""
     queue_url = stream_url(nats_url, ack_wait=3)
     with throwaway_pg_database() as database_url:
         env = cluster_env(
@@ -52,11 +53,12 @@ def cluster(tmp_path: Path, s3_url: str, nats_url: str, redis_url: str) -> Itera
             database_url=database_url,
             object_store_url=s3_url,
             queue_url=queue_url,
-            redis_url=redis_url,
+            redis_url=redis_server,
         )
         cluster = Cluster(root=tmp_path, env=env)
         try:
             yield cluster
         finally:
             cluster.stop_all()
-            delete_streams(queue_url)
+            if queue_url == cluster.env["VECRON_QUEUE_URL"]:  # not swapped for a private one
+                delete_streams(queue_url)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.backends.db_fixtures import throwaway_pg_database
-from tests.distributed.cluster import Cluster, cluster_env, wait_for
-from tests.distributed.conftest import delete_streams, stream_url
+from tests.distributed.cluster import Cluster, wait_for
 from tests.runtime.http_target import HttpTarget, free_port
 from tests.services.private import private_nats, private_postgres, private_redis
 from vecron.webhook.signing import sign
@@ -54,34 +51,13 @@ def roles_alive(*processes: subprocess.Popen[bytes]) -> bool:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "services").mkdir()
-    return tmp_path
+def root(cluster: Cluster) -> Path:
+    """Where the private servers keep their data and logs."""
+    (cluster.root / "services").mkdir()
+    return cluster.root
 
 
-@pytest.fixture
-def cluster_on(root: Path, s3_url: str, nats_url: str, redis_url: str) -> Iterator[Cluster]:
-    """A cluster whose services the test may swap for private ones (``cluster.env``)."""
-    queue_url = stream_url(nats_url, ack_wait=3)
-    with throwaway_pg_database() as database_url:
-        env = cluster_env(
-            root,
-            database_url=database_url,
-            object_store_url=s3_url,
-            queue_url=queue_url,
-            redis_url=redis_url,
-        )
-        cluster = Cluster(root=root, env=env)
-        try:
-            yield cluster
-        finally:
-            cluster.stop_all()
-            if queue_url == cluster.env["VECRON_QUEUE_URL"]:
-                delete_streams(queue_url)
-
-
-def test_a_nats_restart_loses_no_run(cluster_on: Cluster, target: HttpTarget, root: Path) -> None:
-    cluster = cluster_on
+def test_a_nats_restart_loses_no_run(cluster: Cluster, target: HttpTarget, root: Path) -> None:
     with private_nats(root / "services") as nats:
         cluster.env["VECRON_QUEUE_URL"] = f"{nats.url}?ack_wait=3"
         repo = cluster.write_jobs(
@@ -108,9 +84,8 @@ def test_a_nats_restart_loses_no_run(cluster_on: Cluster, target: HttpTarget, ro
 
 
 def test_with_redis_down_webhooks_answer_503_and_schedulers_wait(
-    cluster_on: Cluster, target: HttpTarget, root: Path
+    cluster: Cluster, target: HttpTarget, root: Path
 ) -> None:
-    cluster = cluster_on
     port = free_port()
     with private_redis(root / "services") as redis_server:
         cluster.env["VECRON_REDIS_URL"] = redis_server.url
@@ -152,9 +127,8 @@ def test_with_redis_down_webhooks_answer_503_and_schedulers_wait(
 
 
 def test_every_role_survives_a_postgres_restart(
-    cluster_on: Cluster, target: HttpTarget, root: Path
+    cluster: Cluster, target: HttpTarget, root: Path
 ) -> None:
-    cluster = cluster_on
     port = free_port()
     with private_postgres(root / "services") as postgres:
         cluster.env["VECRON_DATABASE_URL"] = postgres.url
