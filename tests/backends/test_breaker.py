@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import socket
 import threading
 import time
@@ -19,9 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
+from tests.support import redis_key_prefix
 from vecron.backends.breaker import (
     CircuitBreaker,
     MemoryCircuitBreaker,
@@ -70,12 +69,8 @@ class Harness:
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
     """A key prefix of the test's own; its keys are deleted afterwards."""
-    prefix = f"{KEY_PREFIX}test-{secrets.token_hex(6)}:"
-    yield prefix
-    with redis.Redis.from_url(redis_server) as client:
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
+    with redis_key_prefix(redis_server, KEY_PREFIX) as prefix:
+        yield prefix
 
 
 @pytest.fixture(params=["memory", "redis"])

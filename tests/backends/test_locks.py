@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-import redis
 
+from tests.support import redis_key_prefix
 from vecron.backends.locks import Locks, MemoryLocks, open_locks
 from vecron.backends.locks.redis import KEY_PREFIX, RedisLocks
 from vecron.errors import BackendUnavailable, ConfigurationError
@@ -29,20 +28,16 @@ async def opener(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
         yield open_memory
         return
     url: str = request.getfixturevalue("redis_server")
-    prefix = f"{KEY_PREFIX}test-{secrets.token_hex(6)}:"
+    with redis_key_prefix(url, KEY_PREFIX) as prefix:
 
-    def open_redis() -> Locks:
-        locks = RedisLocks.from_url(url, prefix=prefix)
-        opened.append(locks)
-        return locks
+        def open_redis() -> Locks:
+            locks = RedisLocks.from_url(url, prefix=prefix)
+            opened.append(locks)
+            return locks
 
-    yield open_redis
-    for locks in opened:
-        await locks.close()
-    with redis.Redis.from_url(url) as client:
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
+        yield open_redis
+        for locks in opened:
+            await locks.close()
 
 
 async def test_one_holder_at_a_time(opener: Opener) -> None:

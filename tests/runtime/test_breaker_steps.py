@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from pydantic import TypeAdapter
 from sqlalchemy.engine import make_url
 
@@ -27,7 +26,7 @@ from tests.runtime.sftp_fixtures import download, put_remote, remote, sshd
 from tests.runtime.sftp_fixtures import step_run as sftp_step_run
 from tests.runtime.steprun import make_step_run
 from tests.services.sshd import SshServer
-from tests.support import require
+from tests.support import redis_key_prefix, require
 from vecron.backends.breaker import (
     CircuitBreaker,
     MemoryCircuitBreaker,
@@ -244,12 +243,8 @@ async def test_the_oauth2_token_endpoint_is_guarded_too(
 
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
-    prefix = f"{KEY_PREFIX}test-{secrets.token_hex(6)}:"
-    yield prefix
-    with redis.Redis.from_url(REDIS_URL) as client:
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
+    with redis_key_prefix(redis_server, KEY_PREFIX) as prefix:
+        yield prefix
 
 
 def redis_breaker(prefix: str) -> RedisCircuitBreaker:
